@@ -1,0 +1,91 @@
+"""Any `LernomaticModel` as a `lightning.LightningModule`.
+
+The adapter keeps the user's wrapper and network (it registers the same `net` object, no copy),
+so `lightning.Trainer().fit(LernomaticModule(model), ...)` trains the model the wrapper holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import lightning
+import torch
+
+from compat.factories import build_criterion, build_optimizer
+from compat.metrics import TopOneAccuracy
+
+__all__ = ['LernomaticModule', 'model_metadata']
+
+
+def model_metadata(model: Any) -> dict[str, Any]:
+    """The import metadata of a `LernomaticModel`, without its weights."""
+    params = {'model_name': model.get_model_name(), 'model_import_path': model.get_model_path(),
+              'module_name': model.get_module_name(), 'module_import_path': model.get_module_import_path()}
+    if callable(getattr(model, 'get_model_args', None)):
+        params['model_args'] = dict(model.get_model_args())
+    return params
+
+
+class LernomaticModule(lightning.LightningModule):
+    """A LightningModule that trains a `LernomaticModel` with a `torch.nn` loss and a `torch.optim` optimizer.
+
+    Args:
+        model: the wrapper; its `net` becomes this module's `net` (the same object).
+        loss_function: name of a `torch.nn` loss class, used when `criterion` is None.
+        optim_function: name of a `torch.optim` class, used when `optimizer` is None.
+        learning_rate: lr of the optimizer built from `optim_function`.
+        weight_decay: weight decay of the optimizer built from `optim_function`.
+        criterion: a loss module to use as it is.
+        optimizer: an optimizer over `model.net`'s parameters to use as it is.
+    """
+
+    def __init__(self, model: Any, loss_function: str = 'CrossEntropyLoss', optim_function: str = 'Adam',
+                 learning_rate: float = 1e-4, weight_decay: float = 1e-5,
+                 criterion: Optional[torch.nn.Module] = None, optimizer: Optional[torch.optim.Optimizer] = None) -> None:
+        super().__init__()
+        self.lernomatic_model = model
+        self.net = model.get_net()
+        self.criterion = criterion if criterion is not None else build_criterion(loss_function)
+        self.optim_function = optim_function
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self._given_optimizer = optimizer
+        self.val_accuracy = TopOneAccuracy()
+        self.test_accuracy = TopOneAccuracy()
+
+    def forward(self, data: Any) -> Any:
+        return self.lernomatic_model.forward(data)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        data, target = batch
+        loss = self.criterion(self(data), target)
+        self.log('loss/train', loss, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def evaluate(self, batch: Any, accuracy: TopOneAccuracy) -> torch.Tensor:
+        """Loss of one evaluation batch; the batch's predictions update `accuracy`."""
+        data, target = batch
+        output = self(data)
+        accuracy.update(output, target)
+        return self.criterion(output, target)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss = self.evaluate(batch, self.val_accuracy)
+        self.log('loss/val', loss, on_epoch=True, prog_bar=True)
+        self.log('acc/val', self.val_accuracy, on_epoch=True, prog_bar=True)
+        return loss
+
+    def test_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss = self.evaluate(batch, self.test_accuracy)
+        self.log('loss/test', loss, on_epoch=True)
+        self.log('acc/test', self.test_accuracy, on_epoch=True)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self._given_optimizer is not None:
+            return self._given_optimizer
+        return build_optimizer(self.optim_function, self.net.parameters(), self.learning_rate, self.weight_decay)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the wrapper's import metadata in Lightning checkpoints, so they can become Lernomatic ones."""
+        checkpoint['lernomatic_model'] = model_metadata(self.lernomatic_model)

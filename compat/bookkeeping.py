@@ -1,0 +1,200 @@
+"""Lernomatic's duties around each iteration and epoch, fired by Lightning's loops.
+
+After every training batch: record the loss, log every `print_every`, checkpoint every
+`save_every`, apply the LR / momentum schedules. After validation: accuracy, the best checkpoint.
+After the epoch: the history file, `stop_when_acc`, `early_stop`, `cur_epoch += 1`. The legacy
+trainer is duck-typed: any object with the Lernomatic Trainer's attributes and methods.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from typing import Any, Optional
+
+import lightning
+import torch
+
+from compat.distributed import is_rank_zero
+from compat.history import push_history
+from compat.logs import get_logger, say
+from compat.runtime import lightning_logger
+
+__all__ = ['LernomaticBookkeeping', 'end_of_epoch', 'iteration_checkpoint_path', 'best_checkpoint_path',
+           'history_path', 'emit_scalar']
+
+log = get_logger('train')
+
+
+def iteration_checkpoint_path(legacy: Any) -> str:
+    return os.path.join(legacy.checkpoint_dir,
+                        f'{legacy.checkpoint_name}_epoch_{legacy.cur_epoch}_iter_{legacy.loss_iter}.pkl')
+
+
+def best_checkpoint_path(legacy: Any) -> str:
+    return os.path.join(legacy.checkpoint_dir, f'best_{legacy.checkpoint_name}.pkl')
+
+
+def history_path(legacy: Any) -> str:
+    return os.path.join(legacy.checkpoint_dir, f'{legacy.checkpoint_name}_history.pkl')
+
+
+def emit_scalar(legacy: Any, tag: str, value: float, step: int) -> None:
+    """Write one point to the user's `tb_writer` and to the Lightning logger, on rank zero."""
+    if not is_rank_zero():
+        return
+    if legacy.tb_writer is not None:
+        legacy.tb_writer.add_scalar(tag, value, step)
+    logger = lightning_logger(legacy)
+    if logger is not None:
+        logger.log_metrics({tag: value}, step=step)
+
+
+def latest_accuracy(legacy: Any) -> Optional[float]:
+    """The newest validation accuracy, None before the first validation."""
+    if legacy.acc_history is None or legacy.acc_iter == 0:
+        return None
+    return float(legacy.acc_history[legacy.acc_iter - 1])
+
+
+def _should_stop(legacy: Any) -> bool:
+    """`stop_when_acc` and `early_stop`, judged on the newest accuracy (the original read one slot too far)."""
+    accuracy = latest_accuracy(legacy)
+    if accuracy is None:
+        return False
+    if legacy.stop_when_acc > 0.0 and accuracy >= legacy.stop_when_acc:
+        say(log, legacy.verbose, '[%r] accuracy %.4f reached stop_when_acc=%s at epoch %d',
+            legacy, accuracy, legacy.stop_when_acc, legacy.cur_epoch)
+        return True
+    early = legacy.early_stop
+    if early is not None and legacy.acc_iter > early['num_epochs']:
+        gained = accuracy - float(legacy.acc_history[legacy.acc_iter - 1 - early['num_epochs']])
+        if gained < early['improv']:
+            say(log, legacy.verbose, '[%r] stopping early at epoch %d: accuracy gained %.4f over %d epochs',
+                legacy, legacy.cur_epoch, gained, early['num_epochs'])
+            return True
+    return False
+
+
+def end_of_epoch(legacy: Any) -> bool:
+    """Save the history, check the stop rules, advance `cur_epoch`; True when training should stop.
+
+    As in the original, a stopping epoch leaves `cur_epoch` where it is.
+    """
+    if legacy.save_hist:
+        legacy.save_history(history_path(legacy))
+    if _should_stop(legacy):
+        return True
+    legacy.cur_epoch += 1
+    return False
+
+
+def _as_loss(outputs: Any) -> Optional[torch.Tensor]:
+    if isinstance(outputs, Mapping):
+        outputs = outputs.get('loss')
+    return outputs if isinstance(outputs, torch.Tensor) else None
+
+
+class LernomaticBookkeeping(lightning.Callback):
+    """Runs a Lernomatic trainer's bookkeeping from Lightning's hooks.
+
+    Args:
+        legacy: the Lernomatic trainer.
+        eval_stages: what each validation dataloader is, in order: 'val' or 'test'.
+        finish_epochs: run `end_of_epoch` after each training epoch (False for a lone `train_epoch()`).
+    """
+
+    def __init__(self, legacy: Any, eval_stages: list[str], finish_epochs: bool = True) -> None:
+        self.legacy = legacy
+        self.eval_stages = eval_stages
+        self.finish_epochs = finish_epochs
+        self._eval_losses: dict[str, list[torch.Tensor]] = {}
+        self._epoch_started = 0.0
+
+    # ---- training
+    def on_train_epoch_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        self._epoch_started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        legacy = self.legacy
+        loss = _as_loss(outputs)
+        if loss is None:
+            return
+        push_history(legacy, 'loss_history', legacy.loss_iter, loss)
+        legacy.loss_iter += 1
+        if legacy.loss_iter % legacy.print_every == 0:
+            self._report_training(loss.item(), batch_idx, trainer.num_training_batches)
+        if legacy.save_every > 0 and legacy.loss_iter % legacy.save_every == 0:
+            legacy.save_checkpoint(iteration_checkpoint_path(legacy))
+        if legacy.lr_scheduler is not None:
+            legacy.apply_lr_schedule()
+        if legacy.mtm_scheduler is not None:
+            legacy.apply_mtm_schedule()
+
+    def _report_training(self, loss: float, batch_idx: int, num_batches: Any) -> None:
+        legacy = self.legacy
+        say(log, legacy.verbose, '[TRAIN] epoch %d/%d  iteration %d/%s  loss %.6f',
+            legacy.cur_epoch + 1, legacy.num_epochs, batch_idx + 1, num_batches, loss)
+        emit_scalar(legacy, 'loss/train', loss, legacy.loss_iter)
+        for kind, scheduler in (('lr', legacy.lr_scheduler), ('mtm', legacy.mtm_scheduler)):
+            if scheduler is not None:
+                value = legacy.get_learning_rate() if kind == 'lr' else legacy.get_momentum()
+                if value is not None:
+                    emit_scalar(legacy, f'schedule/{kind}_{scheduler!r}', float(value), legacy.loss_iter)
+
+    def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        legacy = self.legacy
+        say(log, legacy.verbose, 'Epoch %d [%r] took %.2fs', legacy.cur_epoch + 1, legacy,
+            time.perf_counter() - self._epoch_started)
+        if self.finish_epochs and end_of_epoch(legacy):
+            trainer.should_stop = True
+
+    # ---- validation and test
+    def on_validation_epoch_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        self._eval_losses = {stage: [] for stage in self.eval_stages}
+
+    def on_validation_batch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule,
+                                outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        stage = self.eval_stages[dataloader_idx]
+        loss = _as_loss(outputs)
+        if loss is None:
+            return
+        self._eval_losses[stage].append(loss.detach())
+        if stage == 'val':
+            push_history(self.legacy, 'val_loss_history', self.legacy.val_loss_iter, loss)
+            self.legacy.val_loss_iter += 1
+
+    def on_validation_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        for stage in self.eval_stages:
+            accuracy_metric = pl_module.val_accuracy if stage == 'val' else pl_module.test_accuracy
+            accuracy = float(accuracy_metric.compute())
+            accuracy_metric.reset()
+            losses = self._eval_losses.get(stage) or []
+            mean_loss = float(torch.stack(losses).mean()) if losses else float('nan')
+            if stage == 'val':
+                self._finish_validation(mean_loss, accuracy)
+            else:
+                self._finish_test(mean_loss, accuracy)
+
+    def _finish_validation(self, mean_loss: float, accuracy: float) -> None:
+        legacy = self.legacy
+        legacy.acc_history[legacy.acc_iter] = accuracy
+        legacy.acc_iter += 1
+        say(log, legacy.verbose, '[VAL]   epoch %d/%d  mean loss %.4f  accuracy %.4f',
+            legacy.cur_epoch + 1, legacy.num_epochs, mean_loss, accuracy)
+        emit_scalar(legacy, 'loss/val', mean_loss, legacy.val_loss_iter)
+        emit_scalar(legacy, 'acc/val', accuracy, legacy.acc_iter)
+        if accuracy > legacy.best_acc:
+            legacy.best_acc = accuracy
+            if legacy.save_best:
+                legacy.save_checkpoint(best_checkpoint_path(legacy))
+
+    def _finish_test(self, mean_loss: float, accuracy: float) -> None:
+        legacy = self.legacy
+        legacy.test_loss, legacy.test_acc = mean_loss, accuracy
+        say(log, legacy.verbose, '[TEST]  epoch %d/%d  mean loss %.4f  accuracy %.4f',
+            legacy.cur_epoch + 1, legacy.num_epochs, mean_loss, accuracy)
+        emit_scalar(legacy, 'loss/test', mean_loss, legacy.cur_epoch)
+        emit_scalar(legacy, 'acc/test', accuracy, legacy.cur_epoch)

@@ -1,0 +1,22 @@
+"""The project's error types: one per family, each a builtin subclass callers already catch."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or history file that cannot be read as one: the message names the file and why."""
+
+
+class ConfigError(TypeError, ValueError):
+    """A bad trainer option, caught before any work starts: the message names the option."""
+
+
+def close_names(name: str, choices: Iterable[str], limit: int = 3) -> str:
+    """A ' Did you mean ...?' hint listing the choices closest to a mistyped name, or ''."""
+    matches = difflib.get_close_matches(str(name), list(choices), n=limit, cutoff=0.6)
+    if not matches:
+        return ''
+    return ' Did you mean ' + ' or '.join(repr(m) for m in matches) + '?'

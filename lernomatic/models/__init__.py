@@ -1,0 +1,1 @@
+"""Lernomatic model wrappers (`lernomatic.models.common.LernomaticModel`)."""

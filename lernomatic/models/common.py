@@ -1,0 +1,143 @@
+"""`LernomaticModel`: a wrapper around an `nn.Module` that carries the metadata to rebuild it.
+
+Subclasses usually set `net`, `import_path`, `module_import_path`, `model_name` and `module_name`
+in their own `__init__` without calling `super().__init__()`, so nothing here relies on the base
+constructor having run: the class attributes below are the defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Optional
+
+import torch
+
+from compat.model_import import build_module, check_model_params, load_state_dict_checked
+from compat.serialization import safe_load
+
+__all__ = ['LernomaticModel']
+
+
+class LernomaticModel:
+    """Base class of Lernomatic model wrappers."""
+
+    net: Optional[torch.nn.Module] = None
+    import_path: str = 'lernomatic.models.common'
+    model_name: str = 'LernomaticModel'
+    module_name: Optional[str] = None
+    module_import_path: Optional[str] = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.net = None
+        self.import_path = 'lernomatic.models.common'
+        self.model_name = 'LernomaticModel'
+        self.module_name = None
+        self.module_import_path = None
+
+    def __repr__(self) -> str:
+        return self.get_model_name() or 'LernomaticModel'
+
+    # ---- metadata
+    def get_model_name(self) -> str:
+        return self.model_name
+
+    def get_model_path(self) -> str:
+        return self.import_path
+
+    def get_module_name(self) -> Optional[str]:
+        return self.module_name
+
+    def get_module_import_path(self) -> Optional[str]:
+        return self.module_import_path
+
+    def get_params(self) -> dict[str, Any]:
+        """The model metadata dict that every Lernomatic checkpoint stores under 'model'."""
+        params = {
+            'model_state_dict': self.get_net_state_dict(),
+            'model_name': self.get_model_name(),
+            'model_import_path': self.get_model_path(),
+            'module_name': self.get_module_name(),
+            'module_import_path': self.get_module_import_path(),
+        }
+        if callable(getattr(self, 'get_model_args', None)):
+            params['model_args'] = dict(self.get_model_args())
+        return params
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        """Rebuild `net` from a metadata dict: import the module class, construct it, load weights."""
+        params = check_model_params(params)
+        self.import_path = params['model_import_path']
+        self.model_name = params['model_name']
+        self.module_name = params['module_name']
+        self.module_import_path = params['module_import_path']
+        net = build_module(self.module_import_path, self.module_name, params.get('model_args'))
+        load_state_dict_checked(net, params['model_state_dict'], f'model {self.model_name!r}')
+        self.net = net
+
+    def load_checkpoint(self, fname: str, model_key: str = 'model', trusted: bool = False) -> None:
+        """Load this model's part of a trainer checkpoint (the original read a misspelt key here)."""
+        from compat.checkpoint import read_model_params
+        self.set_params(read_model_params(safe_load(fname, trusted=trusted), fname, model_key))
+
+    # ---- the wrapped network
+    def get_net(self) -> torch.nn.Module:
+        return self._require_net()
+
+    def _require_net(self) -> torch.nn.Module:
+        if self.net is None:
+            raise ValueError(f'No network set in model {self!r}: assign self.net in __init__ '
+                             'or load one with set_params / load_checkpoint')
+        return self.net
+
+    def get_net_state_dict(self) -> dict[str, Any]:
+        return self._require_net().state_dict()
+
+    def set_net_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load weights into `net` (the original's version silently did nothing)."""
+        load_state_dict_checked(self._require_net(), state_dict, f'model {self!r}')
+
+    def get_model_parameters(self) -> Iterator[torch.nn.Parameter]:
+        return self._require_net().parameters()
+
+    def get_num_layers(self) -> int:
+        """The number of parameter tensors, the unit `freeze_to` counts in."""
+        return sum(1 for _ in self._require_net().parameters())
+
+    def set_train(self) -> None:
+        self._require_net().train()
+
+    def set_eval(self) -> None:
+        self._require_net().eval()
+
+    def send_to(self, device: torch.device | str) -> None:
+        self._require_net().to(device)
+
+    def forward(self, X: Any) -> Any:
+        return self._require_net()(X)
+
+    def zero_grad(self) -> None:
+        self._require_net().zero_grad()
+
+    # ---- freezing, counted in parameter tensors
+    def _set_requires_grad(self, flag: bool, first: Optional[int] = None) -> None:
+        for index, param in enumerate(self._require_net().parameters()):
+            if first is not None and index >= first:
+                break
+            param.requires_grad = flag
+
+    def freeze_to(self, N: int) -> None:
+        """Freeze the first N parameter tensors."""
+        self._set_requires_grad(False, N)
+
+    def unfreeze_to(self, N: int) -> None:
+        """Unfreeze the first N parameter tensors."""
+        self._set_requires_grad(True, N)
+
+    def freeze(self) -> None:
+        """Freeze all but the last parameter tensor, so only the head trains."""
+        self._set_requires_grad(False, self.get_num_layers() - 1)
+
+    def freeze_all(self) -> None:
+        self._set_requires_grad(False)
+
+    def unfreeze(self) -> None:
+        self._set_requires_grad(True)

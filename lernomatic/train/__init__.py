@@ -1,0 +1,1 @@
+"""Lernomatic trainers (`lernomatic.train.trainer.Trainer`)."""

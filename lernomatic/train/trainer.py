@@ -1,0 +1,349 @@
+"""`Trainer`: Lernomatic's trainer API, running its epochs on Lightning.
+
+Subclasses keep working as they did: they pop their own kwargs before `super().__init__`, override
+the `_init_*` steps, `train_epoch` / `val_epoch`, `get/set_trainer_params` and the checkpoint
+methods. The work itself is done in `compat`: the loops on Lightning, the file formats, the
+histories.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from compat import bridge
+from compat.bookkeeping import end_of_epoch, latest_accuracy
+from compat.checkpoint import (HISTORY_ARRAYS, HISTORY_COUNTERS, optimizer_state_to, read_checkpoint,
+                               read_history, read_model_params, write_checkpoint, write_history)
+from compat.distributed import is_rank_zero
+from compat.errors import ConfigError
+from compat.factories import build_criterion, build_optimizer
+from compat.history import BufferedHistory, allocate, filled, history_names, resize_histories
+from compat.logs import get_logger, say
+from compat.model_import import build_wrapper
+from compat.serialization import safe_load
+from lernomatic.train.options import TRAINER_OPTIONS, TRAINER_PARAM_KEYS, resolve_options
+
+__all__ = ['Trainer']
+
+log = get_logger('trainer')
+
+
+def _overrides(instance: Any, name: str) -> bool:
+    return getattr(type(instance), name) is not getattr(Trainer, name)
+
+
+class Trainer:
+    """Trains a `LernomaticModel`; every documented kwarg, plus Lightning's accelerator, devices,
+    strategy, precision, callbacks, logger and deterministic (see `lernomatic.train.options`)."""
+
+    # The three base histories may hold device values not yet copied; reading one copies them.
+    loss_history = BufferedHistory()
+    val_loss_history = BufferedHistory()
+    acc_history = BufferedHistory()
+
+    def __init__(self, model: Any = None, **kwargs: Any) -> None:
+        self.model = model
+        for name, value in resolve_options(kwargs).items():
+            setattr(self, name, value)
+        self.cur_epoch = 0
+        self.start_epoch = 0
+        if self.val_batch_size == 0:
+            self.val_batch_size = self.batch_size
+        self._init_device()
+        self._init_optimizer()
+        self._init_dataloaders()
+        self._init_history()
+        self._send_to_device()
+        self.best_acc = 0.0
+        self._resolve_save_every()
+
+    def _resolve_save_every(self) -> None:
+        """-1 means once per epoch, counted as the original did: every `len(train_loader) - 1` iterations."""
+        if self.train_loader is not None and self.save_every < 0:
+            self.save_every = len(self.train_loader) - 1
+        if self.save_every > 0:
+            self.save_best = True
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__} ({self.num_epochs} epochs)'
+
+    def __str__(self) -> str:
+        lines = [f'{type(self).__name__} :\n']
+        lines += [f'\t [{key}] : {value}\n' for key, value in self.get_trainer_params().items()]
+        return ''.join(lines)
+
+    # ---- initialisation steps (subclasses override these)
+    def _init_device(self) -> None:
+        self.device = torch.device('cpu') if self.device_id < 0 else torch.device(f'cuda:{self.device_id}')
+
+    def _init_optimizer(self) -> None:
+        if self.model is not None:
+            self.optimizer = build_optimizer(self.optim_function, self.model.get_model_parameters(),
+                                             self.learning_rate, self.weight_decay)
+        else:
+            self.optimizer = None
+        self.criterion = build_criterion(self.loss_function)
+
+    def _make_loader(self, dataset: Any, batch_size: int, shuffle: bool) -> Optional[torch.utils.data.DataLoader]:
+        if dataset is None:
+            return None
+        workers = self.num_workers
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, shuffle=shuffle, drop_last=self.drop_last, num_workers=workers,
+            persistent_workers=workers > 0, pin_memory=self.device.type == 'cuda')
+
+    def _init_dataloaders(self) -> None:
+        self.train_loader = self._make_loader(self.train_dataset, self.batch_size, self.shuffle)
+        self.test_loader = self._make_loader(self.test_dataset, self.val_batch_size, self.shuffle)
+        self.val_loader = self._make_loader(self.val_dataset, self.val_batch_size, False)
+
+    def _init_history(self) -> None:
+        self.loss_iter = 0
+        self.val_loss_iter = 0
+        self.acc_iter = 0
+        self.loss_history = allocate(self.train_loader, self.num_epochs)
+        # The original's formula, kept so files and trainer_params match it exactly.
+        self.iter_per_epoch = int(len(self.train_loader) / self.num_epochs) if self.train_loader is not None else 0
+        self.val_loss_history = allocate(self.val_loader, self.num_epochs)
+        self.acc_history = allocate(self.val_loader, self.num_epochs)
+
+    def _send_to_device(self) -> None:
+        if self.model is not None:
+            self.model.send_to(self.device)
+
+    # ---- epochs
+    def set_num_epochs(self, num_epochs: int) -> None:
+        """Change the epoch count; growing it extends every `*_history` array and keeps its contents."""
+        TRAINER_OPTIONS['num_epochs'].check('num_epochs', num_epochs)
+        old_epochs, self.num_epochs = self.num_epochs, num_epochs
+        if num_epochs > old_epochs:
+            resize_histories(self, old_epochs, num_epochs, self._init_history)
+
+    def get_num_epochs(self) -> int:
+        return self.num_epochs
+
+    def get_cur_epoch(self) -> int:
+        return self.cur_epoch
+
+    def train(self) -> None:
+        """Train from `cur_epoch` to `num_epochs`: per epoch train, validate, test, save history, check stops."""
+        if self.cur_epoch >= self.num_epochs:
+            return
+        self._check_ready_to_train()
+        if self.save_every == -1:
+            self._resolve_save_every()
+        custom = [name for name in ('train_epoch', 'val_epoch', 'test_epoch') if _overrides(self, name)]
+        if not custom:
+            bridge.fit_epochs(self)
+            return
+        for _ in range(self.cur_epoch, self.num_epochs):
+            self.train_epoch()
+            if self.val_loader is not None:
+                self.val_epoch()
+            if self.test_loader is not None:
+                self.test_epoch()
+            if end_of_epoch(self):
+                return
+
+    def _check_ready_to_train(self) -> None:
+        if self.model is None:
+            raise ConfigError(f'{self!r} has no model: pass one to the constructor or call load_checkpoint() first')
+        if self.train_loader is None:
+            raise ConfigError(f'{self!r} has no training data: pass train_dataset= or call set_train_dataset()')
+        if self.optimizer is None:
+            raise ConfigError(f'{self!r} has no optimizer: _init_optimizer() left self.optimizer as None')
+
+    def train_epoch(self) -> None:
+        """One epoch over `train_loader`: forward, loss, zero_grad, backward, step, record, per batch."""
+        self._check_ready_to_train()
+        bridge.run_train_epoch(self)
+
+    def val_epoch(self) -> None:
+        """One pass over `val_loader`: per-batch loss into `val_loss_history`, then accuracy into `acc_history`."""
+        if self.val_loader is None:
+            raise ConfigError(f'{self!r} has no validation data: pass val_dataset= or call set_val_dataset()')
+        bridge.run_eval_epoch(self, 'val')
+
+    def test_epoch(self) -> None:
+        """One pass over `test_loader`: mean loss and accuracy into `test_loss` / `test_acc` and TensorBoard."""
+        if self.test_loader is None:
+            raise ConfigError(f'{self!r} has no test data: pass test_dataset= or call set_test_dataset()')
+        bridge.run_eval_epoch(self, 'test')
+
+    # ---- getters and setters
+    def get_model(self) -> Any:
+        return self.model
+
+    def get_model_params(self) -> Optional[dict]:
+        return None if self.model is None else self.model.get_net_state_dict()
+
+    def get_learning_rate(self) -> float:
+        return self.optimizer.param_groups[0]['lr']
+
+    def set_learning_rate(self, lr: float, param_zero: bool = True) -> None:
+        groups = self.optimizer.param_groups[:1] if param_zero else self.optimizer.param_groups
+        for group in groups:
+            group['lr'] = lr
+
+    def get_momentum(self) -> Optional[float]:
+        """SGD-style `momentum`, or Adam-style `betas[0]`; None for optimizers with neither."""
+        group = self.optimizer.param_groups[0]
+        if 'momentum' in group:
+            return group['momentum']
+        if 'betas' in group:
+            return group['betas'][0]
+        return None
+
+    def set_momentum(self, momentum: float) -> None:
+        for group in self.optimizer.param_groups:
+            if 'momentum' in group:
+                group['momentum'] = momentum
+            elif 'betas' in group:
+                group['betas'] = (momentum,) + tuple(group['betas'][1:])
+
+    def set_batch_size(self, batch_size: int) -> None:
+        TRAINER_OPTIONS['batch_size'].check('batch_size', batch_size)
+        self.batch_size = batch_size
+        self._init_dataloaders()
+
+    def set_lr_scheduler(self, lr_scheduler: Any) -> None:
+        TRAINER_OPTIONS['lr_scheduler'].check('lr_scheduler', lr_scheduler)
+        self.lr_scheduler = lr_scheduler
+
+    def get_lr_scheduler(self) -> Any:
+        return self.lr_scheduler
+
+    def set_mtm_scheduler(self, mtm_scheduler: Any) -> None:
+        TRAINER_OPTIONS['mtm_scheduler'].check('mtm_scheduler', mtm_scheduler)
+        self.mtm_scheduler = mtm_scheduler
+
+    def get_mtm_scheduler(self) -> Any:
+        return self.mtm_scheduler
+
+    def set_train_dataset(self, train_dataset: Any) -> None:
+        self.train_dataset = train_dataset
+        self._init_dataloaders()
+
+    def set_val_dataset(self, val_dataset: Any) -> None:
+        self.val_dataset = val_dataset
+        self._init_dataloaders()
+
+    def set_test_dataset(self, test_dataset: Any) -> None:
+        self.test_dataset = test_dataset
+        self._init_dataloaders()
+
+    def set_tb_writer(self, writer: Any) -> None:
+        self.tb_writer = writer
+
+    # ---- schedules: each scheduler says what it is a function of (`schedule_input`)
+    def _schedule_value(self, scheduler: Any) -> float:
+        needs = getattr(scheduler, 'schedule_input', 'iteration')
+        accuracy = latest_accuracy(self) or 0.0
+        if needs == 'epoch':
+            return scheduler.get_lr(self.cur_epoch)
+        if needs == 'accuracy':
+            return scheduler.get_lr(accuracy)
+        if needs == 'iteration_and_accuracy':
+            return scheduler.get_lr(self.loss_iter, accuracy)
+        return scheduler.get_lr(self.loss_iter)
+
+    def apply_lr_schedule(self) -> None:
+        self.set_learning_rate(self._schedule_value(self.lr_scheduler))
+
+    def apply_mtm_schedule(self) -> None:
+        self.set_momentum(self._schedule_value(self.mtm_scheduler))
+
+    def freeze_to(self, layer_num: int) -> None:
+        self.model.freeze_to(layer_num)
+
+    def unfreeze_to(self, layer_num: int) -> None:
+        self.model.unfreeze_to(layer_num)
+
+    # ---- histories
+    def get_loss_history(self) -> Optional[np.ndarray]:
+        return filled(self.loss_history, self.loss_iter)
+
+    def get_val_loss_history(self) -> Optional[np.ndarray]:
+        return filled(self.val_loss_history, self.val_loss_iter)
+
+    def get_acc_history(self) -> Optional[np.ndarray]:
+        return filled(self.acc_history, self.acc_iter)
+
+    def get_cur_loss(self) -> float:
+        """The newest training loss (the original read the slot after it, always 0)."""
+        return 0.0 if self.loss_iter == 0 else float(self.loss_history[self.loss_iter - 1])
+
+    def get_cur_val_loss(self) -> float:
+        return 0.0 if self.val_loss_iter == 0 else float(self.val_loss_history[self.val_loss_iter - 1])
+
+    def get_cur_acc(self) -> float:
+        return 0.0 if self.acc_iter == 0 else float(self.acc_history[self.acc_iter - 1])
+
+    def get_cur_epoch_loss(self) -> Optional[np.ndarray]:
+        if self.loss_iter == 0:
+            return None
+        return self.loss_history[max(0, self.loss_iter - len(self.train_loader)):self.loss_iter]
+
+    def get_cur_epoch_val_loss(self) -> Optional[np.ndarray]:
+        if self.val_loss_iter == 0:
+            return None
+        return self.val_loss_history[max(0, self.val_loss_iter - len(self.val_loader)):self.val_loss_iter]
+
+    def save_history(self, fname: str) -> None:
+        """Write counters and every `*_history` array (a subclass's own too) in the original's layout."""
+        if not is_rank_zero():
+            return
+        record: dict[str, Any] = {key: getattr(self, key) for key in HISTORY_COUNTERS}
+        record.update({key: getattr(self, key) for key in HISTORY_ARRAYS})
+        for name in history_names(self):
+            if name not in record:
+                record[name] = getattr(self, name)
+                counter = name[:-len('_history')] + '_iter'
+                if isinstance(getattr(self, counter, None), int):
+                    record[counter] = getattr(self, counter)
+        say(log, self.verbose, 'Saving history to %s', fname)
+        write_history(fname, record)
+
+    def load_history(self, fname: str, trusted: bool = False) -> None:
+        """Restore counters and arrays from a history file (ours or the original's)."""
+        for key, value in read_history(fname, trusted=trusted).items():
+            setattr(self, key, value)
+
+    # ---- checkpoints
+    def get_trainer_params(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in TRAINER_PARAM_KEYS}
+
+    def set_trainer_params(self, params: dict[str, Any]) -> None:
+        missing = [key for key in TRAINER_PARAM_KEYS if key not in params]
+        if missing:
+            raise ConfigError(f"trainer_params lacks {', '.join(missing)}")
+        for key in TRAINER_PARAM_KEYS:
+            setattr(self, key, params[key])
+        self._init_device()
+        self._init_dataloaders()
+
+    def save_checkpoint(self, fname: str) -> None:
+        """Write `{'model', 'optim', 'trainer_params'}` as the original did (rank zero only, atomically)."""
+        if not is_rank_zero():
+            return
+        say(log, self.verbose, 'Saving checkpoint (epoch %d) to %s', self.cur_epoch, fname)
+        write_checkpoint(fname, self.model.get_params(), self.optimizer.state_dict(), self.get_trainer_params())
+
+    def load_checkpoint(self, fname: str, trusted: bool = False) -> None:
+        """Restore trainer params, rebuild the model from its metadata, rebuild and load the optimizer."""
+        data = read_checkpoint(fname, trusted=trusted)
+        self.set_trainer_params(data['trainer_params'])
+        self.model = build_wrapper(read_model_params(data, fname), f'{fname} [model]')
+        self._init_optimizer()
+        self.optimizer.load_state_dict(data['optim'])
+        self._send_to_device()
+        optimizer_state_to(self.optimizer, self.device)
+
+    def load_model_checkpoint(self, fname: str, trusted: bool = False) -> None:
+        """Restore the model alone; trainer params and optimizer are left as they are."""
+        data = safe_load(fname, trusted=trusted)
+        self.model = build_wrapper(read_model_params(data, fname), f'{fname} [model]')
+        self._send_to_device()
