@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 import tempfile
 import warnings
 import zipfile
@@ -61,9 +62,9 @@ def register_numpy_safe_globals() -> None:
 def _describe_load_failure(path: Path, error: Exception) -> str:
     """Turn torch's unpickling errors into one sentence about the file."""
     text = str(error)
-    if 'Unsupported global' in text or 'not an allowed global' in text:
-        detail = text.split('GLOBAL', 1)[1].split(' was not', 1)[0].strip() if 'GLOBAL' in text else text
-        return (f'{path}: refused to unpickle {detail}: it is not on the weights-only allow-list. '
+    refused = re.search(r'GLOBAL ([\w.]+)', text)
+    if refused:
+        return (f'{path}: refused to unpickle {refused.group(1)}: it is not on the weights-only allow-list. '
                 'Pass trusted=True only if you trust where the file came from.')
     if isinstance(error, (EOFError, zipfile.BadZipFile)) or 'zip archive' in text or 'file_read' in text:
         return f'{path}: the file is truncated or not a torch.save file ({type(error).__name__}: {text[:200]})'

@@ -1,0 +1,64 @@
+"""Shared fixtures: the original Lernomatic's files, and trainers configured as they were written."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+ORIGINAL = Path(os.environ.get('LERNOMATIC_FIXTURES', REPO.parent / 'shared' / 'fixtures' / 'original'))
+TEST_DATA = Path(__file__).resolve().parent / 'data'
+
+if not (ORIGINAL / 'expected.json').is_file():
+    raise RuntimeError(f'the original Lernomatic fixtures are not at {ORIGINAL}: clone with shared/ beside the repo '
+                       'or set LERNOMATIC_FIXTURES')
+for folder in (ORIGINAL, TEST_DATA):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+
+@pytest.fixture(scope='session')
+def original_dir() -> Path:
+    return ORIGINAL
+
+
+@pytest.fixture(scope='session')
+def expected() -> dict[str, Any]:
+    return json.loads((ORIGINAL / 'expected.json').read_text())
+
+
+@pytest.fixture(scope='session')
+def fixture_nets() -> Any:
+    return importlib.import_module('fixture_nets')
+
+
+@pytest.fixture(scope='session')
+def fixture_data() -> Any:
+    return importlib.import_module('fixture_data')
+
+
+@pytest.fixture
+def make_trainer(tmp_path: Path, expected: dict[str, Any], fixture_nets: Any, fixture_data: Any) -> Callable[..., Any]:
+    """A factory for a Trainer set up exactly as the one that wrote the fixtures (overridable per test)."""
+    from lernomatic.train.trainer import Trainer
+
+    def make(trainer_class: type = Trainer, model: Any = 'fixture', **overrides: Any) -> Any:
+        torch.manual_seed(expected['torch_seed_before_model'])
+        if model == 'fixture':
+            model = fixture_nets.MLPModel()
+        options = dict(num_epochs=expected['num_epochs'], batch_size=expected['batch_size'],
+                       shuffle=expected['shuffle'], learning_rate=expected['learning_rate'],
+                       train_dataset=fixture_data.make(200, 11), val_dataset=fixture_data.make(60, 12),
+                       save_every=0, print_every=1000, num_workers=0, verbose=False,
+                       checkpoint_dir=str(tmp_path / 'checkpoint'))
+        options.update(overrides)
+        return trainer_class(model, **options)
+
+    return make

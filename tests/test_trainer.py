@@ -1,0 +1,351 @@
+"""Trainer: the spec's kwargs, loops, histories, checkpoints, stops, schedules and logging, on Lightning."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.tensorboard import SummaryWriter
+
+from compat.errors import ConfigError
+from lernomatic.train.trainer import Trainer
+
+SPEC_DEFAULTS = dict(
+    num_epochs=10, learning_rate=1e-4, momentum=0.5, weight_decay=1e-5, loss_function='CrossEntropyLoss',
+    optim_function='Adam', checkpoint_dir='checkpoint', checkpoint_name='ck', save_hist=True, verbose=True,
+    print_every=10, save_every=-1, save_best=False, device_id=-1, device_map=None, batch_size=64,
+    val_batch_size=64, train_dataset=None, test_dataset=None, val_dataset=None, shuffle=True, num_workers=1,
+    drop_last=True, lr_scheduler=None, mtm_scheduler=None, stop_when_acc=0.0, early_stop=None, tb_writer=None,
+)
+
+
+def scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar tag in the TensorBoard event files under `logdir`, as (step, value) lists."""
+    events = EventAccumulator(str(logdir))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()['scalars']}
+
+
+# ---- construction
+def test_defaults_are_the_spec(fixture_nets):
+    trainer = Trainer(fixture_nets.MLPModel())
+    for name, value in SPEC_DEFAULTS.items():
+        assert getattr(trainer, name) == value, name
+    assert trainer.cur_epoch == 0 and trainer.start_epoch == 0 and trainer.best_acc == 0.0
+    assert trainer.device == torch.device('cpu')
+    assert isinstance(trainer.optimizer, torch.optim.Adam) and isinstance(trainer.criterion, torch.nn.CrossEntropyLoss)
+    assert trainer.optimizer.param_groups[0]['lr'] == 1e-4 and trainer.optimizer.param_groups[0]['weight_decay'] == 1e-5
+    assert trainer.train_loader is None and trainer.val_loader is None and trainer.test_loader is None
+    assert trainer.loss_history is None and trainer.acc_history is None and trainer.iter_per_epoch == 0
+
+
+def test_model_none_is_allowed():
+    trainer = Trainer(None, verbose=False)
+    assert trainer.model is None and trainer.optimizer is None and trainer.get_model_params() is None
+
+
+def test_loaders_follow_the_options(make_trainer, fixture_data):
+    trainer = make_trainer(val_batch_size=0, batch_size=20, test_dataset=fixture_data.make(40, 3), drop_last=False)
+    assert len(trainer.train_loader) == 10 and len(trainer.val_loader) == 3 and len(trainer.test_loader) == 2
+    assert trainer.val_batch_size == 20 and trainer.iter_per_epoch == 3  # the original's int(10 / 3)
+    assert len(trainer.loss_history) == 30 and len(trainer.val_loss_history) == 9 and len(trainer.acc_history) == 9
+
+
+def test_unknown_kwargs_are_named():
+    with pytest.raises(ConfigError, match=r"'num_epoch'.*Did you mean 'num_epochs'"):
+        Trainer(None, num_epoch=3)
+    with pytest.raises(TypeError, match="'bogus'"):
+        Trainer(None, bogus=1)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(loss_function='CrossEntropy'), r"loss_function='CrossEntropy'.*Did you mean 'CrossEntropyLoss'"),
+    (dict(optim_function='adam'), r"optim_function='adam'.*Did you mean 'Adam'"),
+    (dict(num_epochs=0), 'num_epochs must be a positive integer'),
+    (dict(batch_size=-4), 'batch_size must be a positive integer'),
+    (dict(device_id=torch.cuda.device_count() + 1), r'this machine has \d+ CUDA GPU'),
+    (dict(early_stop={'epochs': 2}), "early_stop must be None or a dict with keys 'num_epochs' and 'improv'"),
+    (dict(lr_scheduler=0.1), 'lr_scheduler must be None or an object with a get_lr'),
+])
+def test_bad_values_fail_before_work(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        Trainer(None, **kwargs)
+
+
+def test_train_without_data_or_model_says_what_is_missing(fixture_nets):
+    with pytest.raises(ConfigError, match='no training data'):
+        Trainer(fixture_nets.MLPModel(), verbose=False).train()
+    with pytest.raises(ConfigError, match='no model'):
+        Trainer(None, verbose=False).train()
+
+
+def test_repr_and_str(make_trainer):
+    trainer = make_trainer()
+    assert repr(trainer) == 'Trainer (3 epochs)'
+    text = str(trainer)
+    assert text.startswith('Trainer :\n') and '\t [learning_rate] : 0.003\n' in text and '[shuffle] : False' in text
+
+
+# ---- the loops
+def test_reproduces_the_original_numbers_exactly(make_trainer, expected):
+    trainer = make_trainer()
+    trainer.train()
+    assert trainer.get_loss_history().tolist() == expected['loss_history']
+    assert trainer.get_val_loss_history().tolist() == expected['val_loss_history']
+    assert trainer.get_acc_history().tolist() == expected['acc_history']
+    assert trainer.loss_iter == expected['loss_iter'] and trainer.cur_epoch == expected['cur_epoch']
+    assert isinstance(trainer.loss_history, np.ndarray) and trainer.loss_history.dtype == np.float64
+    assert trainer.get_cur_loss() == expected['loss_history'][-1]
+    assert trainer.get_cur_val_loss() == expected['val_loss_history'][-1]
+    assert trainer.get_cur_acc() == expected['acc_history'][-1]
+    assert trainer.get_cur_epoch_loss().tolist() == expected['loss_history'][-10:]
+    assert trainer.get_cur_epoch_val_loss().tolist() == expected['val_loss_history'][-3:]
+
+
+def test_getters_before_training(make_trainer):
+    trainer = make_trainer()
+    assert trainer.get_loss_history() is None and trainer.get_acc_history() is None
+    assert trainer.get_cur_loss() == 0.0 and trainer.get_cur_acc() == 0.0 and trainer.get_cur_epoch_loss() is None
+
+
+def test_finished_trainer_does_nothing_until_extended(make_trainer, expected):
+    trainer = make_trainer()
+    trainer.train()
+    trainer.train()
+    assert trainer.loss_iter == 30 and trainer.cur_epoch == 3
+    trainer.set_num_epochs(4)
+    trainer.train()
+    assert trainer.loss_iter == 40 and trainer.cur_epoch == 4 and trainer.acc_iter == 4
+    assert trainer.get_loss_history()[:30].tolist() == expected['loss_history']
+
+
+def test_direct_epoch_calls(make_trainer, expected):
+    trainer = make_trainer()
+    trainer.train_epoch()
+    assert trainer.loss_iter == 10 and trainer.cur_epoch == 0 and trainer.acc_iter == 0
+    trainer.val_epoch()
+    assert trainer.val_loss_iter == 3 and trainer.acc_iter == 1
+    assert trainer.get_loss_history().tolist() == expected['loss_history'][:10]
+    assert trainer.get_acc_history().tolist() == expected['acc_history'][:1]
+
+
+def test_default_workers_and_shuffle(make_trainer):
+    trainer = make_trainer(num_workers=1, shuffle=True, num_epochs=2)
+    trainer.train()
+    assert trainer.loss_iter == 20 and np.all(trainer.get_loss_history() > 0)
+
+
+def test_test_epoch_runs_after_validation(make_trainer, fixture_data, tmp_path):
+    writer = SummaryWriter(str(tmp_path / 'tb'))
+    trainer = make_trainer(test_dataset=fixture_data.make(40, 5), tb_writer=writer, num_epochs=2)
+    trainer.train()
+    writer.close()
+    assert 0.0 <= trainer.test_acc <= 1.0 and trainer.test_loss > 0
+    tags = scalars(tmp_path / 'tb')
+    assert [step for step, _ in tags['acc/test']] == [0, 1] and [s for s, _ in tags['loss/test']] == [0, 1]
+    assert trainer.val_loss_iter == 6  # the test set did not count as validation
+
+
+# ---- checkpoints and stops
+def test_save_every_default_is_once_per_epoch(make_trainer, tmp_path):
+    trainer = make_trainer(save_every=-1)
+    assert trainer.save_every == 9 and trainer.save_best
+    trainer.train()
+    folder = tmp_path / 'checkpoint'
+    names = sorted(p.name for p in folder.glob('*.pkl'))
+    assert names == ['best_ck.pkl', 'ck_epoch_0_iter_9.pkl', 'ck_epoch_1_iter_18.pkl', 'ck_epoch_2_iter_27.pkl',
+                     'ck_history.pkl']
+    data = torch.load(folder / 'ck_epoch_1_iter_18.pkl')
+    assert list(data) == ['model', 'optim', 'trainer_params'] and data['trainer_params']['cur_epoch'] == 1
+
+
+def test_best_checkpoint_holds_the_best_model(make_trainer, tmp_path, expected):
+    trainer = make_trainer(save_best=True)
+    trainer.train()
+    assert trainer.best_acc == max(expected['acc_history'])
+    best = torch.load(tmp_path / 'checkpoint' / 'best_ck.pkl')
+    assert best['trainer_params']['cur_epoch'] == 2  # the last epoch was the best
+
+
+def test_stop_when_acc(make_trainer, expected):
+    trainer = make_trainer(stop_when_acc=0.4)  # accuracies 0.367, 0.483, 0.6
+    trainer.train()
+    assert trainer.acc_iter == 2 and trainer.loss_iter == 20
+    assert trainer.cur_epoch == 1  # as in the original, the stopping epoch is not counted
+
+
+def test_early_stop(make_trainer):
+    trainer = make_trainer(early_stop={'num_epochs': 1, 'improv': 0.5})
+    trainer.train()
+    assert trainer.acc_iter == 2 and trainer.loss_iter == 20
+
+
+def test_early_stop_keeps_going_while_improving(make_trainer):
+    trainer = make_trainer(early_stop={'num_epochs': 1, 'improv': 0.01})
+    trainer.train()
+    assert trainer.acc_iter == 3 and trainer.cur_epoch == 3
+
+
+# ---- schedules
+class RecordingScheduler:
+    def __init__(self, value=lambda x: 1e-3 * (1 + x)):
+        self.inputs, self.value = [], value
+
+    def get_lr(self, x):
+        self.inputs.append(x)
+        return self.value(x)
+
+    def __repr__(self):
+        return 'Recording'
+
+
+def test_lr_scheduler_applied_every_iteration(make_trainer):
+    scheduler = RecordingScheduler()
+    trainer = make_trainer(lr_scheduler=scheduler, num_epochs=1)
+    trainer.train()
+    assert scheduler.inputs == list(range(1, 11))
+    assert trainer.get_learning_rate() == pytest.approx(1e-3 * 11)
+
+
+def test_epoch_scheduler_and_momentum_with_sgd(make_trainer):
+    lr_schedule = RecordingScheduler(lambda epoch: 0.1 / (epoch + 1))
+    lr_schedule.schedule_input = 'epoch'
+    momentum_schedule = RecordingScheduler(lambda x: 0.8)
+    trainer = make_trainer(optim_function='SGD', lr_scheduler=lr_schedule, mtm_scheduler=momentum_schedule,
+                           num_epochs=2)
+    trainer.train()
+    assert lr_schedule.inputs == [0] * 10 + [1] * 10
+    assert trainer.get_learning_rate() == pytest.approx(0.05) and trainer.get_momentum() == 0.8
+
+
+def test_learning_rate_and_momentum_accessors(make_trainer):
+    trainer = make_trainer()
+    trainer.set_learning_rate(0.01)
+    assert trainer.get_learning_rate() == 0.01
+    assert trainer.get_momentum() == 0.9  # Adam's beta1
+    trainer.set_momentum(0.7)
+    assert trainer.optimizer.param_groups[0]['betas'] == (0.7, 0.999)
+
+
+def test_setters(make_trainer, fixture_data):
+    trainer = make_trainer()
+    trainer.set_batch_size(50)
+    assert len(trainer.train_loader) == 4
+    trainer.set_val_dataset(fixture_data.make(30, 1))
+    trainer.set_test_dataset(fixture_data.make(30, 2))
+    assert len(trainer.val_loader) == 1 and len(trainer.test_loader) == 1
+    scheduler = RecordingScheduler()
+    trainer.set_lr_scheduler(scheduler)
+    trainer.set_mtm_scheduler(scheduler)
+    assert trainer.get_lr_scheduler() is scheduler and trainer.get_mtm_scheduler() is scheduler
+    assert trainer.get_model() is trainer.model and trainer.get_num_epochs() == 3 and trainer.get_cur_epoch() == 0
+    trainer.freeze_to(2)
+    assert [p.requires_grad for p in trainer.model.net.parameters()] == [False, False, True, True]
+    trainer.unfreeze_to(2)
+    assert all(p.requires_grad for p in trainer.model.net.parameters())
+
+
+# ---- logging
+def test_tb_writer_gets_the_spec_tags(make_trainer, tmp_path):
+    writer = SummaryWriter(str(tmp_path / 'tb'))
+    trainer = make_trainer(tb_writer=writer, print_every=5, lr_scheduler=RecordingScheduler(lambda x: 0.003))
+    trainer.train()
+    writer.close()
+    tags = scalars(tmp_path / 'tb')
+    assert [s for s, _ in tags['loss/train']] == [5, 10, 15, 20, 25, 30]
+    assert tags['loss/train'][1][1] == pytest.approx(trainer.loss_history[9])
+    assert [s for s, _ in tags['loss/val']] == [3, 6, 9]
+    assert [s for s, _ in tags['acc/val']] == [1, 2, 3]
+    assert [v for _, v in tags['acc/val']] == pytest.approx(trainer.get_acc_history().tolist())
+    assert [s for s, _ in tags['schedule/lr_Recording']] == [5, 10, 15, 20, 25, 30]
+
+
+def test_default_lightning_tensorboard_logger(make_trainer, tmp_path):
+    trainer = make_trainer(num_epochs=2)
+    trainer.train()
+    trainer.set_num_epochs(3)
+    trainer.train()
+    runs = list((tmp_path / 'checkpoint' / 'ck').iterdir())
+    assert [r.name for r in runs] == ['version_0']  # one run, one event folder, across train() calls
+    tags = scalars(runs[0])
+    assert [s for s, _ in tags['acc/val']] == [1, 2, 3]
+
+
+def test_logger_false_writes_no_events(make_trainer, tmp_path):
+    trainer = make_trainer(num_epochs=1, logger=False)
+    trainer.train()
+    assert not (tmp_path / 'checkpoint' / 'ck').exists()
+
+
+def test_user_callbacks_fire_per_batch(make_trainer):
+    class Counter(lightning.Callback):
+        train_batches = val_batches = epochs = 0
+
+        def on_train_batch_end(self, *args):
+            Counter.train_batches += 1
+
+        def on_validation_batch_end(self, *args):
+            Counter.val_batches += 1
+
+        def on_train_epoch_end(self, *args):
+            Counter.epochs += 1
+
+    make_trainer(callbacks=[Counter()]).train()
+    assert (Counter.train_batches, Counter.val_batches, Counter.epochs) == (30, 9, 3)
+
+
+def test_quiet_when_not_verbose(make_trainer, capfd):
+    make_trainer(num_epochs=1).train()
+    out, err = capfd.readouterr()
+    assert out == '' and err == ''
+
+
+def test_verbose_messages_go_through_logging(make_trainer, caplog):
+    with caplog.at_level(logging.INFO, logger='lernomatic'):
+        make_trainer(num_epochs=1, verbose=True, print_every=5).train()
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith('lernomatic')]
+    assert any(m.startswith('[TRAIN] epoch 1/1') for m in messages)
+    assert any(m.startswith('[VAL]') and 'accuracy 0.3667' in m for m in messages)
+    assert any('Saving history' in m for m in messages)
+
+
+# ---- Lightning options
+def test_bf16_mixed_on_cpu(make_trainer):
+    trainer = make_trainer(precision='bf16-mixed', num_epochs=1)
+    trainer.train()
+    assert np.all(np.isfinite(trainer.get_loss_history())) and trainer.acc_iter == 1
+
+
+def test_deterministic_and_explicit_accelerator(make_trainer, expected):
+    trainer = make_trainer(deterministic=True, accelerator='cpu', devices=1)
+    trainer.train()
+    assert trainer.get_loss_history().tolist() == expected['loss_history']
+
+
+# ---- subclasses with their own loops
+class HandWrittenLoop(Trainer):
+    """An old-style subclass: its own train_epoch, the default val_epoch."""
+
+    def train_epoch(self) -> None:
+        self.model.set_train()
+        for data, target in self.train_loader:
+            data, target = data.to(self.device), target.to(self.device)
+            loss = self.criterion(self.model.forward(data), target)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            self.loss_history[self.loss_iter] = loss.item()
+            self.loss_iter += 1
+
+
+def test_overridden_train_epoch_keeps_the_original_semantics(make_trainer, expected):
+    trainer = make_trainer(HandWrittenLoop)
+    trainer.train()
+    assert trainer.get_loss_history().tolist() == expected['loss_history']
+    assert trainer.get_acc_history().tolist() == expected['acc_history']
+    assert trainer.cur_epoch == 3
