@@ -42,7 +42,7 @@ def plot_history(trainer: Trainer, fname: Path) -> None:
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     epochs = len(acc)
     ax_loss.plot([i / len(trainer.train_loader) for i in range(len(loss))], loss, label='train loss')
-    ax_loss.plot([i / len(trainer.val_loader) for i in range(len(val_loss))], val_loss, label='val loss')
+    ax_loss.plot([1 + i / len(trainer.val_loader) for i in range(len(val_loss))], val_loss, label='val loss')
     ax_acc.plot(range(1, epochs + 1), acc, marker='o', label='val accuracy')
     for axis in (ax_loss, ax_acc):
         for epoch in range(1, epochs):
