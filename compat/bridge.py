@@ -8,12 +8,14 @@ criterion and loaders are used as they are.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import torch
 
 from compat.adapter import LernomaticModule
 from compat.bookkeeping import LernomaticBookkeeping
+from compat.checkpoint import optimizer_state_to
 from compat.runtime import build_lightning_trainer, quiet_lightning
 
 __all__ = ['EpochBridge', 'fit_epochs', 'run_train_epoch', 'run_eval_epoch']
@@ -38,6 +40,9 @@ class EpochBridge(LernomaticModule):
         # `self.device` in user code is where Lightning put the model
         self.legacy.device = self.device
 
+    def on_validation_start(self) -> None:
+        self.legacy.device = self.device
+
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         data, target = batch
         loss = self.criterion(self(data), target)
@@ -49,6 +54,21 @@ class EpochBridge(LernomaticModule):
         return self.evaluate(batch, self.val_accuracy if stage == 'val' else self.test_accuracy)
 
 
+@contextlib.contextmanager
+def _keep_on_device(legacy: Any) -> Iterator[None]:
+    """Lightning's teardown moves the model and optimizer state to the CPU; put them back where they trained.
+
+    Old code goes on using `trainer.model` on `trainer.device` after `train()` returns.
+    """
+    try:
+        yield
+    finally:
+        if legacy.model is not None and legacy.model.net is not None:
+            legacy._send_to_device()
+        if legacy.optimizer is not None:
+            optimizer_state_to(legacy.optimizer, legacy.device)
+
+
 def _eval_stages(legacy: Any) -> list[str]:
     return [stage for stage, loader in (('val', legacy.val_loader), ('test', legacy.test_loader)) if loader is not None]
 
@@ -57,7 +77,7 @@ def fit_epochs(legacy: Any) -> None:
     """Train from `legacy.cur_epoch` to `legacy.num_epochs` on Lightning's fit loop."""
     stages = _eval_stages(legacy)
     bookkeeping = LernomaticBookkeeping(legacy, stages)
-    with quiet_lightning(legacy.verbose):
+    with quiet_lightning(legacy.verbose), _keep_on_device(legacy):
         trainer = build_lightning_trainer(legacy, legacy.num_epochs - legacy.cur_epoch, [bookkeeping],
                                           limit_val_batches=None if stages else 0)
         trainer.fit(EpochBridge(legacy, stages))
@@ -66,7 +86,7 @@ def fit_epochs(legacy: Any) -> None:
 def run_train_epoch(legacy: Any) -> None:
     """One training epoch alone, as a direct `train_epoch()` call does: no validation, no epoch end."""
     bookkeeping = LernomaticBookkeeping(legacy, [], finish_epochs=False)
-    with quiet_lightning(legacy.verbose):
+    with quiet_lightning(legacy.verbose), _keep_on_device(legacy):
         trainer = build_lightning_trainer(legacy, 1, [bookkeeping], limit_val_batches=0)
         trainer.fit(EpochBridge(legacy, []))
 
@@ -75,6 +95,6 @@ def run_eval_epoch(legacy: Any, stage: str) -> None:
     """One pass over the val ('val') or test ('test') loader, as a direct `val_epoch()` call does."""
     bookkeeping = LernomaticBookkeeping(legacy, [stage])
     bridge = EpochBridge(legacy, [stage])
-    with quiet_lightning(legacy.verbose):
+    with quiet_lightning(legacy.verbose), _keep_on_device(legacy):
         trainer = build_lightning_trainer(legacy, 1, [bookkeeping])
         trainer.validate(bridge, dataloaders=bridge.val_dataloader(), verbose=False)

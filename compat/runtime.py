@@ -64,6 +64,7 @@ def quiet_lightning(verbose: bool) -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='.*does not have many workers.*')
+            warnings.filterwarnings('ignore', message='.*GPU available but not used.*')  # device_id=-1 chose the CPU
             warnings.filterwarnings('ignore', message='.*The number of training batches.*log_every_n_steps.*')
             yield
     finally:

@@ -44,6 +44,17 @@ def fixture_data() -> Any:
     return importlib.import_module('fixture_data')
 
 
+# The fixtures were written with torch 2.13's CPU build; there, every float matches bit for bit.
+FIXTURE_PLATFORM = torch.__version__.split('+')[0] == '2.13.0' and torch.version.cuda is None
+
+
+@pytest.fixture(scope='session')
+def reference(expected: dict[str, Any], fixture_nets: Any, fixture_data: Any) -> dict[str, Any]:
+    """The fixture's run redone as a plain PyTorch loop on this machine (3 and 4 epochs)."""
+    from helpers import plain_pytorch_run
+    return {epochs: plain_pytorch_run(fixture_nets, fixture_data, expected, epochs) for epochs in (3, 4)}
+
+
 @pytest.fixture
 def make_trainer(tmp_path: Path, expected: dict[str, Any], fixture_nets: Any, fixture_data: Any) -> Callable[..., Any]:
     """A factory for a Trainer set up exactly as the one that wrote the fixtures (overridable per test)."""

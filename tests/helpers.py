@@ -43,3 +43,53 @@ def original_style_load(fname: Any) -> Any:
 
 def state_dicts_equal(a: 'OrderedDict[str, torch.Tensor]', b: 'OrderedDict[str, torch.Tensor]') -> bool:
     return list(a) == list(b) and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+
+
+def plain_pytorch_run(nets: Any, data: Any, expected: dict, epochs: int) -> dict:
+    """The original's default loops written out in plain PyTorch: the reference for this machine's numerics.
+
+    Float rounding differs between CPUs and torch builds by an ulp or so; a trainer must match this
+    loop exactly wherever it runs, and the fixture's numbers to float32 rounding.
+    """
+    torch.manual_seed(expected['torch_seed_before_model'])
+    model = nets.MLPModel()
+    optimizer = torch.optim.Adam(model.net.parameters(), lr=expected['learning_rate'], weight_decay=1e-5)
+    criterion = torch.nn.CrossEntropyLoss()
+    train = torch.utils.data.DataLoader(data.make(200, 11), batch_size=20, shuffle=False, drop_last=True)
+    val = torch.utils.data.DataLoader(data.make(60, 12), batch_size=20, shuffle=False, drop_last=True)
+    losses, val_losses, accuracies = [], [], []
+    for _ in range(epochs):
+        model.net.train()
+        for x, y in train:
+            loss = criterion(model.net(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        model.net.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in val:
+                output = model.net(x)
+                val_losses.append(criterion(output, y).item())
+                correct += (output.argmax(1) == y).sum().item()
+        accuracies.append(correct / len(val.dataset))
+    return {'loss_history': losses, 'val_loss_history': val_losses, 'acc_history': accuracies,
+            'state_dict': model.net.state_dict(), 'optim_state': optimizer.state_dict()['state']}
+
+
+HISTORY_NAMES = ('loss_history', 'val_loss_history', 'acc_history')
+
+
+def assert_same_numbers(trainer: Any, reference_run: dict, expected: dict, exact_to_fixture: bool) -> None:
+    """The trainer's histories equal the plain loop's on this machine bit for bit, and the original's
+    fixture to float32 rounding (bit for bit on the platform that wrote it)."""
+    actual = {'loss_history': trainer.get_loss_history(), 'val_loss_history': trainer.get_val_loss_history(),
+              'acc_history': trainer.get_acc_history()}
+    for name in HISTORY_NAMES:
+        assert actual[name].tolist() == reference_run[name], name
+        count = min(len(expected[name]), len(actual[name]))
+        if exact_to_fixture:
+            assert actual[name][:count].tolist() == expected[name][:count], name
+        else:
+            np.testing.assert_allclose(actual[name][:count], expected[name][:count], rtol=1e-6, err_msg=name)

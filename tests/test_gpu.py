@@ -1,0 +1,81 @@
+"""GPU behaviour: device mapping, GPU-written checkpoints on the CPU and back, mixed precision."""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+import torch
+
+from compat.runtime import lightning_devices
+from lernomatic.train.trainer import Trainer
+from helpers import state_dicts_equal
+from conftest import TEST_DATA
+
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU; none on this machine')
+
+GPU_WRITTEN = TEST_DATA / 'gpu_written_ck.pkl'
+
+
+def test_device_id_maps_to_lightning_devices():
+    assert lightning_devices(None, None, -1) == ('cpu', 1)
+    assert lightning_devices(None, None, 1) == ('gpu', [1])
+    assert lightning_devices('gpu', 2, -1) == ('gpu', 2)
+    assert lightning_devices(None, 2, -1) == ('auto', 2)
+
+
+def test_gpu_written_checkpoint_loads_on_cpu(tmp_path):
+    """The file was saved by a trainer on an H100 (tools/make_gpu_checkpoint.py): its tensors name cuda:0."""
+    archive = zipfile.ZipFile(GPU_WRITTEN)
+    pickled = archive.read(next(n for n in archive.namelist() if n.endswith('data.pkl')))
+    assert b'cuda:0' in pickled
+    trainer = Trainer(None, verbose=False, num_workers=0, logger=False, save_hist=False,
+                      checkpoint_dir=str(tmp_path))
+    trainer.load_checkpoint(str(GPU_WRITTEN))
+    assert all(p.device.type == 'cpu' for p in trainer.model.net.parameters())
+    state = trainer.optimizer.state_dict()['state'][0]
+    assert state['exp_avg'].device.type == 'cpu' and state['step'].item() == 4
+    x = torch.randn(32, 4)
+    trainer.set_train_dataset(torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long()))
+    trainer.set_num_epochs(2)
+    trainer.train()
+    assert trainer.optimizer.state_dict()['state'][0]['step'].item() == 4 + len(trainer.train_loader)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_device_id_trains_on_that_gpu(make_trainer, expected):
+    trainer = make_trainer(device_id=0)
+    assert trainer.device == torch.device('cuda:0')
+    assert next(trainer.model.net.parameters()).device.type == 'cuda'
+    trainer.train()
+    assert trainer.device.type == 'cuda'
+    assert trainer.get_loss_history() == pytest.approx(expected['loss_history'], rel=1e-3, abs=1e-4)
+    assert trainer.get_acc_history().tolist() == pytest.approx(expected['acc_history'], abs=0.02)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_checkpoint_moves_between_gpu_and_cpu(make_trainer, tmp_path):
+    gpu = make_trainer(device_id=0, num_epochs=1)
+    gpu.train()
+    fname = str(tmp_path / 'gpu.pkl')
+    gpu.save_checkpoint(fname)
+    cpu = Trainer(None, verbose=False)
+    cpu.load_checkpoint(fname)
+    assert cpu.optimizer.state[next(cpu.model.net.parameters())]['exp_avg'].device.type == 'cpu'
+    assert state_dicts_equal(cpu.get_model_params(), gpu.get_model_params())
+    cpu_file = str(tmp_path / 'cpu.pkl')
+    cpu.save_checkpoint(cpu_file)
+    back = Trainer(None, verbose=False, device_id=0)
+    back.load_checkpoint(cpu_file)
+    param = next(back.model.net.parameters())
+    assert back.optimizer.state[param]['exp_avg'].device == param.device
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_bf16_mixed_on_gpu(make_trainer):
+    trainer = make_trainer(device_id=0, precision='bf16-mixed', num_epochs=2)
+    trainer.train()
+    assert trainer.acc_iter == 2 and all(v > 0 for v in trainer.get_loss_history())
