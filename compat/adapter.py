@@ -6,7 +6,7 @@ so `lightning.Trainer().fit(LernomaticModule(model), ...)` trains the model the 
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import lightning
 import torch
@@ -41,7 +41,7 @@ class LernomaticModule(lightning.LightningModule):
 
     def __init__(self, model: Any, loss_function: str = 'CrossEntropyLoss', optim_function: str = 'Adam',
                  learning_rate: float = 1e-4, weight_decay: float = 1e-5,
-                 criterion: Optional[torch.nn.Module] = None, optimizer: Optional[torch.optim.Optimizer] = None) -> None:
+                 criterion: torch.nn.Module | None = None, optimizer: torch.optim.Optimizer | None = None) -> None:
         super().__init__()
         self.lernomatic_model = model
         self.net = model.get_net()

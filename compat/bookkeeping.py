@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any
 
 import lightning
 import torch
@@ -51,7 +51,7 @@ def emit_scalar(legacy: Any, tag: str, value: float, step: int) -> None:
         logger.log_metrics({tag: value}, step=step)
 
 
-def latest_accuracy(legacy: Any) -> Optional[float]:
+def latest_accuracy(legacy: Any) -> float | None:
     """The newest validation accuracy, None before the first validation."""
     if legacy.acc_history is None or legacy.acc_iter == 0:
         return None
@@ -90,7 +90,7 @@ def end_of_epoch(legacy: Any) -> bool:
     return False
 
 
-def _as_loss(outputs: Any) -> Optional[torch.Tensor]:
+def _as_loss(outputs: Any) -> torch.Tensor | None:
     if isinstance(outputs, Mapping):
         outputs = outputs.get('loss')
     return outputs if isinstance(outputs, torch.Tensor) else None

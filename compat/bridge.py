@@ -9,8 +9,10 @@ criterion and loaders are used as they are.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
+import lightning
 import torch
 
 from compat.adapter import LernomaticModule
@@ -73,13 +75,23 @@ def _eval_stages(legacy: Any) -> list[str]:
     return [stage for stage, loader in (('val', legacy.val_loader), ('test', legacy.test_loader)) if loader is not None]
 
 
+def _start_at_epoch(trainer: lightning.Trainer, epoch: int) -> None:
+    """Make Lightning's epoch counter start at Lernomatic's `cur_epoch`, as a restored Lightning run would.
+
+    So `trainer.current_epoch`, the progress bar and the samplers' `set_epoch` agree with `cur_epoch`.
+    """
+    for progress in (trainer.fit_loop.epoch_progress.current, trainer.fit_loop.epoch_progress.total):
+        progress.ready = progress.started = progress.processed = progress.completed = epoch
+
+
 def fit_epochs(legacy: Any) -> None:
     """Train from `legacy.cur_epoch` to `legacy.num_epochs` on Lightning's fit loop."""
     stages = _eval_stages(legacy)
     bookkeeping = LernomaticBookkeeping(legacy, stages)
     with quiet_lightning(legacy.verbose), _keep_on_device(legacy):
-        trainer = build_lightning_trainer(legacy, legacy.num_epochs - legacy.cur_epoch, [bookkeeping],
+        trainer = build_lightning_trainer(legacy, legacy.num_epochs, [bookkeeping],
                                           limit_val_batches=None if stages else 0)
+        _start_at_epoch(trainer, legacy.cur_epoch)
         trainer.fit(EpochBridge(legacy, stages))
 
 

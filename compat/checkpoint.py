@@ -8,7 +8,8 @@ types are the original's, so the original reads what we write and we read what i
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

@@ -37,6 +37,7 @@ def build_criterion(loss_function: str) -> torch.nn.Module:
     return criterion_class(loss_function)()
 
 
-def build_optimizer(optim_function: str, params: Any, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
+def build_optimizer(optim_function: str, params: Any, learning_rate: float,
+                    weight_decay: float) -> torch.optim.Optimizer:
     """The named optimizer, given lr and weight_decay only, as the original built it."""
     return optimizer_class(optim_function)(params, lr=learning_rate, weight_decay=weight_decay)

@@ -9,7 +9,8 @@ so training makes no host-device sync per step while user code still sees a plai
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 import lightning
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -36,7 +37,7 @@ def lightning_logger(legacy: Any) -> Any:
 
 
 def build_lightning_trainer(legacy: Any, max_epochs: int, callbacks: list[Any],
-                            limit_val_batches: Optional[float] = None) -> lightning.Trainer:
+                            limit_val_batches: float | None = None) -> lightning.Trainer:
     """A `lightning.Trainer` configured from a Lernomatic trainer's options."""
     accelerator, devices = lightning_devices(legacy.accelerator, legacy.devices, legacy.device_id)
     options: dict[str, Any] = dict(
@@ -68,5 +69,5 @@ def quiet_lightning(verbose: bool) -> Iterator[None]:
             warnings.filterwarnings('ignore', message='.*The number of training batches.*log_every_n_steps.*')
             yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)

@@ -17,8 +17,9 @@ from torch.utils.data import TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # checkpoints name the module 'digits_cnn'
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a clone without installing
 
-from digits_cnn import DigitsCNNModel  # noqa: E402
 from lernomatic.train.trainer import Trainer  # noqa: E402
+
+from digits_cnn import DigitsCNNModel  # noqa: E402
 
 
 def digits_datasets(seed: int) -> tuple[TensorDataset, TensorDataset]:

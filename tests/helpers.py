@@ -41,7 +41,7 @@ def original_style_load(fname: Any) -> Any:
     return wrapper, optimizer, data['trainer_params']
 
 
-def state_dicts_equal(a: 'OrderedDict[str, torch.Tensor]', b: 'OrderedDict[str, torch.Tensor]') -> bool:
+def state_dicts_equal(a: OrderedDict[str, torch.Tensor], b: OrderedDict[str, torch.Tensor]) -> bool:
     return list(a) == list(b) and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
 
 

@@ -10,6 +10,7 @@ import torch
 from compat.checkpoint import read_checkpoint
 from compat.errors import CheckpointError
 from lernomatic.train.trainer import Trainer
+
 from conftest import FIXTURE_PLATFORM
 from helpers import original_style_load, signature, state_dicts_equal
 

@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_train_digits_reaches_095_and_writes_its_files(tmp_path):
-    run = subprocess.run([sys.executable, str(REPO / 'examples' / 'train_digits.py'), '--quiet', '--out', str(tmp_path)],
+    script = REPO / 'examples' / 'train_digits.py'
+    run = subprocess.run([sys.executable, str(script), '--quiet', '--out', str(tmp_path)],
                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     last = run.stdout.strip().splitlines()[-1]

@@ -9,8 +9,9 @@ import torch
 
 from compat.runtime import lightning_devices
 from lernomatic.train.trainer import Trainer
-from helpers import state_dicts_equal
+
 from conftest import TEST_DATA
+from helpers import state_dicts_equal
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU; none on this machine')
 

@@ -8,6 +8,7 @@ import torch
 
 from compat.history import BufferedHistory, push_history, resize_histories
 from lernomatic.train.trainer import Trainer
+
 from conftest import FIXTURE_PLATFORM
 from helpers import signature
 

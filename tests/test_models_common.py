@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-import extra_nets
 from compat.errors import CheckpointError
 from lernomatic.model.common import LernomaticModel as GuideSpelling
 from lernomatic.models.common import LernomaticModel
+
+import extra_nets
 
 
 def test_both_import_spellings_are_the_same_class():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fractions
 import os
+import pickle
 import zipfile
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def test_atomic_save_replaces_and_leaves_no_temp(tmp_path):
 def test_failed_save_keeps_the_old_file(tmp_path):
     fname = tmp_path / 'ck.pkl'
     atomic_save({'a': 1}, fname)
-    with pytest.raises(Exception):
+    with pytest.raises((AttributeError, TypeError, pickle.PicklingError)):
         atomic_save({'a': lambda: None}, fname)  # lambdas cannot be pickled: fails mid-write
     assert safe_load(fname) == {'a': 1}
     assert [p.name for p in tmp_path.iterdir()] == ['ck.pkl']

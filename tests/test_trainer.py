@@ -13,9 +13,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.tensorboard import SummaryWriter
 
 from compat.errors import ConfigError
+from lernomatic.train.trainer import Trainer
+
 from conftest import FIXTURE_PLATFORM
 from helpers import HISTORY_NAMES, assert_same_numbers
-from lernomatic.train.trainer import Trainer
 
 SPEC_DEFAULTS = dict(
     num_epochs=10, learning_rate=1e-4, momentum=0.5, weight_decay=1e-5, loss_function='CrossEntropyLoss',
@@ -289,6 +290,20 @@ def test_logger_false_writes_no_events(make_trainer, tmp_path):
     trainer = make_trainer(num_epochs=1, logger=False)
     trainer.train()
     assert not (tmp_path / 'checkpoint' / 'ck').exists()
+
+
+def test_lightning_epoch_counter_follows_cur_epoch(make_trainer):
+    seen = []
+
+    class EpochSpy(lightning.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            seen.append((trainer.current_epoch, pl_module.legacy.cur_epoch))
+
+    trainer = make_trainer(num_epochs=2, callbacks=[EpochSpy()])
+    trainer.train()
+    trainer.set_num_epochs(4)
+    trainer.train()
+    assert seen == [(0, 0), (1, 1), (2, 2), (3, 3)] and trainer.cur_epoch == 4
 
 
 def test_user_callbacks_fire_per_batch(make_trainer):

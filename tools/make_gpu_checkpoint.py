@@ -12,8 +12,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / 'tests' / 'data')]
 
-from extra_nets import TinyWithArgs  # noqa: E402
 from lernomatic.train.trainer import Trainer  # noqa: E402
+
+from extra_nets import TinyWithArgs  # noqa: E402
 
 
 def main(out: str) -> None:

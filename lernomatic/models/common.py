@@ -7,7 +7,8 @@ constructor having run: the class attributes below are the defaults.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -20,11 +21,11 @@ __all__ = ['LernomaticModel']
 class LernomaticModel:
     """Base class of Lernomatic model wrappers."""
 
-    net: Optional[torch.nn.Module] = None
+    net: torch.nn.Module | None = None
     import_path: str = 'lernomatic.models.common'
     model_name: str = 'LernomaticModel'
-    module_name: Optional[str] = None
-    module_import_path: Optional[str] = None
+    module_name: str | None = None
+    module_import_path: str | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         self.net = None
@@ -43,10 +44,10 @@ class LernomaticModel:
     def get_model_path(self) -> str:
         return self.import_path
 
-    def get_module_name(self) -> Optional[str]:
+    def get_module_name(self) -> str | None:
         return self.module_name
 
-    def get_module_import_path(self) -> Optional[str]:
+    def get_module_import_path(self) -> str | None:
         return self.module_import_path
 
     def get_params(self) -> dict[str, Any]:
@@ -118,7 +119,7 @@ class LernomaticModel:
         self._require_net().zero_grad()
 
     # ---- freezing, counted in parameter tensors
-    def _set_requires_grad(self, flag: bool, first: Optional[int] = None) -> None:
+    def _set_requires_grad(self, flag: bool, first: int | None = None) -> None:
         for index, param in enumerate(self._require_net().parameters()):
             if first is not None and index >= first:
                 break

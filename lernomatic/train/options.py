@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 import torch
 
@@ -59,7 +60,7 @@ class Option:
 
     default: Any
     doc: str
-    check: Optional[Callable[[str, Any], None]] = None
+    check: Callable[[str, Any], None] | None = None
 
 
 TRAINER_OPTIONS: dict[str, Option] = {
@@ -89,7 +90,8 @@ TRAINER_OPTIONS: dict[str, Option] = {
     'lr_scheduler': Option(None, 'object with get_lr(), applied after every iteration', _scheduler),
     'mtm_scheduler': Option(None, 'object with get_lr() for momentum, applied after every iteration', _scheduler),
     'stop_when_acc': Option(0.0, 'stop once validation accuracy reaches this (0: never)'),
-    'early_stop': Option(None, "{'num_epochs': N, 'improv': x}: stop when accuracy gained < x over N epochs", _early_stop),
+    'early_stop': Option(None, "{'num_epochs': N, 'improv': x}: stop when accuracy gains < x over N epochs",
+                         _early_stop),
     'tb_writer': Option(None, 'a torch.utils.tensorboard.SummaryWriter for the Lernomatic tags'),
 }
 

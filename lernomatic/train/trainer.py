@@ -8,15 +8,23 @@ histories.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
 
 from compat import bridge
 from compat.bookkeeping import end_of_epoch, latest_accuracy
-from compat.checkpoint import (HISTORY_ARRAYS, HISTORY_COUNTERS, optimizer_state_to, read_checkpoint,
-                               read_history, read_model_params, write_checkpoint, write_history)
+from compat.checkpoint import (
+    HISTORY_ARRAYS,
+    HISTORY_COUNTERS,
+    optimizer_state_to,
+    read_checkpoint,
+    read_history,
+    read_model_params,
+    write_checkpoint,
+    write_history,
+)
 from compat.distributed import is_rank_zero
 from compat.errors import ConfigError
 from compat.factories import build_criterion, build_optimizer
@@ -87,7 +95,7 @@ class Trainer:
             self.optimizer = None
         self.criterion = build_criterion(self.loss_function)
 
-    def _make_loader(self, dataset: Any, batch_size: int, shuffle: bool) -> Optional[torch.utils.data.DataLoader]:
+    def _make_loader(self, dataset: Any, batch_size: int, shuffle: bool) -> torch.utils.data.DataLoader | None:
         if dataset is None:
             return None
         workers = self.num_workers
@@ -177,7 +185,7 @@ class Trainer:
     def get_model(self) -> Any:
         return self.model
 
-    def get_model_params(self) -> Optional[dict]:
+    def get_model_params(self) -> dict | None:
         return None if self.model is None else self.model.get_net_state_dict()
 
     def get_learning_rate(self) -> float:
@@ -188,7 +196,7 @@ class Trainer:
         for group in groups:
             group['lr'] = lr
 
-    def get_momentum(self) -> Optional[float]:
+    def get_momentum(self) -> float | None:
         """SGD-style `momentum`, or Adam-style `betas[0]`; None for optimizers with neither."""
         group = self.optimizer.param_groups[0]
         if 'momentum' in group:
@@ -263,13 +271,13 @@ class Trainer:
         self.model.unfreeze_to(layer_num)
 
     # ---- histories
-    def get_loss_history(self) -> Optional[np.ndarray]:
+    def get_loss_history(self) -> np.ndarray | None:
         return filled(self.loss_history, self.loss_iter)
 
-    def get_val_loss_history(self) -> Optional[np.ndarray]:
+    def get_val_loss_history(self) -> np.ndarray | None:
         return filled(self.val_loss_history, self.val_loss_iter)
 
-    def get_acc_history(self) -> Optional[np.ndarray]:
+    def get_acc_history(self) -> np.ndarray | None:
         return filled(self.acc_history, self.acc_iter)
 
     def get_cur_loss(self) -> float:
@@ -282,12 +290,12 @@ class Trainer:
     def get_cur_acc(self) -> float:
         return 0.0 if self.acc_iter == 0 else float(self.acc_history[self.acc_iter - 1])
 
-    def get_cur_epoch_loss(self) -> Optional[np.ndarray]:
+    def get_cur_epoch_loss(self) -> np.ndarray | None:
         if self.loss_iter == 0:
             return None
         return self.loss_history[max(0, self.loss_iter - len(self.train_loader)):self.loss_iter]
 
-    def get_cur_epoch_val_loss(self) -> Optional[np.ndarray]:
+    def get_cur_epoch_val_loss(self) -> np.ndarray | None:
         if self.val_loss_iter == 0:
             return None
         return self.val_loss_history[max(0, self.val_loss_iter - len(self.val_loader)):self.val_loss_iter]
