@@ -17,7 +17,7 @@ import lightning
 import torch
 
 from compat.distributed import is_rank_zero
-from compat.history import push_history
+from compat.history import flush_histories, push_history
 from compat.logs import get_logger, say
 from compat.runtime import lightning_logger
 
@@ -146,6 +146,7 @@ class LernomaticBookkeeping(lightning.Callback):
 
     def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
         legacy = self.legacy
+        flush_histories(legacy)
         say(log, legacy.verbose, 'Epoch %d [%r] took %.2fs', legacy.cur_epoch + 1, legacy,
             time.perf_counter() - self._epoch_started)
         if self.finish_epochs and end_of_epoch(legacy):

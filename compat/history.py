@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ['BufferedHistory', 'push_history', 'history_names', 'counter_names', 'resize_histories',
+__all__ = ['BufferedHistory', 'push_history', 'flush_histories', 'history_names', 'counter_names', 'resize_histories',
            'filled', 'allocate']
 
 _PENDING = '_history_pending_values'
@@ -83,6 +83,14 @@ def push_history(obj: Any, name: str, index: int, value: torch.Tensor) -> None:
     pending = obj.__dict__.setdefault(_PENDING, {}).setdefault(name, _Pending())
     pending.indices.append(index)
     pending.values.append(value.detach())
+
+
+def flush_histories(obj: Any) -> None:
+    """Copy every buffered device value into its array now (once an epoch, so buffers stay small)."""
+    for name, pending in obj.__dict__.get(_PENDING, {}).items():
+        array = obj.__dict__.get(name)
+        if pending.values and array is not None:
+            pending.drain_into(array)
 
 
 def history_names(obj: Any) -> list[str]:

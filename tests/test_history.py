@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from compat.history import BufferedHistory, push_history, resize_histories
+from compat.history import BufferedHistory, flush_histories, push_history, resize_histories
 from lernomatic.train.trainer import Trainer
 
 from conftest import FIXTURE_PLATFORM
@@ -25,6 +25,14 @@ def test_buffered_values_appear_when_read():
     assert holder.__dict__['loss_history'].tolist() == [0, 0, 0, 0]  # still on the device side
     assert holder.loss_history.tolist() == [1.5, 2.5, 0, 0]
     assert isinstance(holder.loss_history, np.ndarray) and holder.loss_history.dtype == np.float64
+
+
+def test_flush_writes_every_buffered_history():
+    holder = _Holder()
+    holder.loss_history = np.zeros(2)
+    push_history(holder, 'loss_history', 1, torch.tensor(3.0))
+    flush_histories(holder)
+    assert holder.__dict__['loss_history'].tolist() == [0.0, 3.0]
 
 
 def test_assigning_a_new_array_drops_stale_buffered_values():

@@ -263,7 +263,9 @@ def test_setters(make_trainer, fixture_data):
 # ---- logging
 def test_tb_writer_gets_the_spec_tags(make_trainer, tmp_path):
     writer = SummaryWriter(str(tmp_path / 'tb'))
-    trainer = make_trainer(tb_writer=writer, print_every=5, lr_scheduler=RecordingScheduler(lambda x: 0.003))
+    trainer = make_trainer(print_every=5, lr_scheduler=RecordingScheduler(lambda x: 0.003),
+                           mtm_scheduler=RecordingScheduler(lambda x: 0.85))
+    trainer.set_tb_writer(writer)
     trainer.train()
     writer.close()
     tags = scalars(tmp_path / 'tb')
@@ -273,6 +275,7 @@ def test_tb_writer_gets_the_spec_tags(make_trainer, tmp_path):
     assert [s for s, _ in tags['acc/val']] == [1, 2, 3]
     assert [v for _, v in tags['acc/val']] == pytest.approx(trainer.get_acc_history().tolist())
     assert [s for s, _ in tags['schedule/lr_Recording']] == [5, 10, 15, 20, 25, 30]
+    assert [v for _, v in tags['schedule/mtm_Recording']] == pytest.approx([0.85] * 6)
 
 
 def test_default_lightning_tensorboard_logger(make_trainer, tmp_path):
