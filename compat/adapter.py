@@ -14,7 +14,7 @@ import torch
 from compat.factories import build_criterion, build_optimizer
 from compat.metrics import TopOneAccuracy
 
-__all__ = ['LernomaticModule', 'model_metadata']
+__all__ = ['LernomaticModule', 'evaluate_batch', 'model_metadata']
 
 
 def model_metadata(model: Any) -> dict[str, Any]:
@@ -24,6 +24,14 @@ def model_metadata(model: Any) -> dict[str, Any]:
     if callable(getattr(model, 'get_model_args', None)):
         params['model_args'] = dict(model.get_model_args())
     return params
+
+
+def evaluate_batch(forward: Any, criterion: Any, batch: Any, accuracy: TopOneAccuracy) -> torch.Tensor:
+    """Loss of one `(data, target)` batch, as Lernomatic's `val_epoch` computes it; predictions update `accuracy`."""
+    data, target = batch
+    output = forward(data)
+    accuracy.update(output, target)
+    return criterion(output, target)
 
 
 class LernomaticModule(lightning.LightningModule):
@@ -64,10 +72,7 @@ class LernomaticModule(lightning.LightningModule):
 
     def evaluate(self, batch: Any, accuracy: TopOneAccuracy) -> torch.Tensor:
         """Loss of one evaluation batch; the batch's predictions update `accuracy`."""
-        data, target = batch
-        output = self(data)
-        accuracy.update(output, target)
-        return self.criterion(output, target)
+        return evaluate_batch(self, self.criterion, batch, accuracy)
 
     def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss = self.evaluate(batch, self.val_accuracy)

@@ -102,12 +102,15 @@ class LernomaticBookkeeping(lightning.Callback):
     Args:
         legacy: the Lernomatic trainer.
         eval_stages: what each validation dataloader is, in order: 'val' or 'test'.
+        hand_written: stages whose epoch method the subclass overrides: their loops keep their own records.
         finish_epochs: run `end_of_epoch` after each training epoch (False for a lone `train_epoch()`).
     """
 
-    def __init__(self, legacy: Any, eval_stages: list[str], finish_epochs: bool = True) -> None:
+    def __init__(self, legacy: Any, eval_stages: list[str], hand_written: frozenset[str] = frozenset(),
+                 finish_epochs: bool = True) -> None:
         self.legacy = legacy
         self.eval_stages = eval_stages
+        self.hand_written = hand_written
         self.finish_epochs = finish_epochs
         self._eval_losses: dict[str, list[torch.Tensor]] = {}
         self._epoch_started = 0.0
@@ -120,7 +123,7 @@ class LernomaticBookkeeping(lightning.Callback):
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         legacy = self.legacy
         loss = _as_loss(outputs)
-        if loss is None:
+        if loss is None or 'train' in self.hand_written:
             return
         push_history(legacy, 'loss_history', legacy.loss_iter, loss)
         legacy.loss_iter += 1
@@ -146,6 +149,8 @@ class LernomaticBookkeeping(lightning.Callback):
 
     def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
         legacy = self.legacy
+        if hasattr(pl_module, 'close_training_epoch'):
+            pl_module.close_training_epoch()
         flush_histories(legacy)
         say(log, legacy.verbose, 'Epoch %d [%r] took %.2fs', legacy.cur_epoch + 1, legacy,
             time.perf_counter() - self._epoch_started)
@@ -160,7 +165,7 @@ class LernomaticBookkeeping(lightning.Callback):
                                 outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         stage = self.eval_stages[dataloader_idx]
         loss = _as_loss(outputs)
-        if loss is None:
+        if loss is None or stage in self.hand_written:
             return
         self._eval_losses[stage].append(loss.detach())
         if stage == 'val':
@@ -168,7 +173,11 @@ class LernomaticBookkeeping(lightning.Callback):
             self.legacy.val_loss_iter += 1
 
     def on_validation_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        if hasattr(pl_module, 'close_evaluation_epoch'):
+            pl_module.close_evaluation_epoch()
         for stage in self.eval_stages:
+            if stage in self.hand_written:
+                continue
             accuracy_metric = pl_module.val_accuracy if stage == 'val' else pl_module.test_accuracy
             accuracy = float(accuracy_metric.compute())
             accuracy_metric.reset()

@@ -1,9 +1,10 @@
 """A Lernomatic trainer's epochs on Lightning's fit loop.
 
 One Lightning epoch is one Lernomatic epoch: the training batches, then validation over the whole
-val set (and the test set, as a second evaluation dataloader). The steps are the adapter's; the
-Lernomatic bookkeeping runs from `LernomaticBookkeeping`'s hooks; the user's own optimizer,
-criterion and loaders are used as they are.
+val set (and the test set, as a second evaluation dataloader). Default loops are Lightning steps
+(automatic optimisation with the trainer's own optimizer and criterion); a subclass's own
+`train_epoch` / `val_epoch` / `test_epoch` runs as a coroutine fed one batch per Lightning step
+(`compat.legacy_loop`). `LernomaticBookkeeping` does the rest from Lightning's hooks.
 """
 
 from __future__ import annotations
@@ -15,64 +16,227 @@ from typing import Any
 import lightning
 import torch
 
-from compat.adapter import LernomaticModule
+from compat.adapter import evaluate_batch
 from compat.bookkeeping import LernomaticBookkeeping
 from compat.checkpoint import optimizer_state_to
+from compat.ddp import HandWrittenLoopDDP, average_gradients, strategy_for_hand_written_loops
+from compat.errors import ConfigError
+from compat.legacy_loop import EpochRunner, FedLoader
+from compat.metrics import TopOneAccuracy
+from compat.routed_optimizer import RoutedOptimizer, unwrap_optimizer
 from compat.runtime import build_lightning_trainer, quiet_lightning
 
-__all__ = ['EpochBridge', 'fit_epochs', 'run_train_epoch', 'run_eval_epoch']
+__all__ = ['EpochBridge', 'fit_epochs', 'run_train_epoch', 'run_eval_epoch', 'backward', 'STAGE_METHODS']
+
+STAGE_METHODS = {'train': 'train_epoch', 'val': 'val_epoch', 'test': 'test_epoch'}
+_STAGE_LOADERS = {'train': 'train_loader', 'val': 'val_loader', 'test': 'test_loader'}
+_ACTIVE = '_lernomatic_active_bridge'
 
 
-class EpochBridge(LernomaticModule):
-    """The LightningModule for one `train()` call of a Lernomatic trainer."""
+def held_modules(legacy: Any) -> dict[str, torch.nn.Module]:
+    """Every `nn.Module` the trainer holds: its LernomaticModels' nets and plain modules, by attribute name."""
+    found = {}
+    for name, value in vars(legacy).items():
+        if isinstance(value, torch.nn.Module):
+            found[name] = value
+        elif isinstance(getattr(value, 'net', None), torch.nn.Module) and callable(getattr(value, 'get_params', None)):
+            found[name] = value.net
+    return found
 
-    def __init__(self, legacy: Any, eval_stages: list[str]) -> None:
-        super().__init__(legacy.model, criterion=legacy.criterion, optimizer=legacy.optimizer)
+
+def held_optimizers(legacy: Any) -> dict[str, torch.optim.Optimizer]:
+    """Every optimizer the trainer holds, by attribute name."""
+    return {name: unwrap_optimizer(value) for name, value in vars(legacy).items()
+            if isinstance(unwrap_optimizer(value), torch.optim.Optimizer)}
+
+
+class EpochBridge(lightning.LightningModule):
+    """The LightningModule for one `train()` (or lone epoch) call of a Lernomatic trainer.
+
+    Args:
+        legacy: the Lernomatic trainer.
+        eval_stages: the evaluation dataloaders in order, each 'val' or 'test'.
+        hand_written: the stages whose epoch method the trainer's subclass overrides.
+    """
+
+    def __init__(self, legacy: Any, eval_stages: list[str], hand_written: frozenset[str] = frozenset()) -> None:
+        super().__init__()
         self.legacy = legacy
         self.eval_stages = eval_stages
+        self.hand_written = hand_written = frozenset(s for s in hand_written if s == 'train' or s in eval_stages)
+        self.automatic_optimization = 'train' not in hand_written
+        if self.automatic_optimization:
+            modules = {'model': legacy.model.get_net(), 'criterion': legacy.criterion}
+        else:
+            modules = held_modules(legacy)
+        self.held = torch.nn.ModuleDict(modules)
+        self.val_accuracy = TopOneAccuracy()
+        self.test_accuracy = TopOneAccuracy()
+        self.runners = {stage: EpochRunner(getattr(legacy, STAGE_METHODS[stage])) for stage in hand_written}
+        self._loaders = {stage: getattr(legacy, attr) for stage, attr in _STAGE_LOADERS.items()}
+        self._routed: dict[str, RoutedOptimizer] = {}
+        self._eval_stage = None
+        self._ended_early = False
+        self._scaled_backward = False
 
+    # ---- data
     def train_dataloader(self) -> Any:
-        return self.legacy.train_loader
+        return self._loaders['train']
 
     def val_dataloader(self) -> Any:
-        loaders = {'val': self.legacy.val_loader, 'test': self.legacy.test_loader}
-        return [loaders[stage] for stage in self.eval_stages]
+        return [self._loaders[stage] for stage in self.eval_stages]
 
+    def install(self) -> None:
+        """Put fed loaders where the user's loops look for their loaders."""
+        lengths = {'train': lambda: int(self.trainer.num_training_batches)}
+        for index, stage in enumerate(self.eval_stages):
+            lengths[stage] = lambda index=index: int(self.trainer.num_val_batches[index])
+        for stage, runner in self.runners.items():
+            setattr(self.legacy, _STAGE_LOADERS[stage], FedLoader(self._loaders[stage], runner, lengths[stage]))
+
+    def uninstall(self) -> None:
+        """Give the trainer back its own loaders and optimizers."""
+        for stage in self.runners:
+            setattr(self.legacy, _STAGE_LOADERS[stage], self._loaders[stage])
+        for name, routed in self._routed.items():
+            if getattr(self.legacy, name, None) is routed:
+                setattr(self.legacy, name, routed._routed_from)
+        self._routed = {}
+
+    # ---- default steps
+    def forward(self, data: Any) -> Any:
+        return self.legacy.model.forward(data)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        if not self.automatic_optimization:
+            self.runners['train'].feed(batch)
+            return None
+        data, target = batch
+        loss = self.legacy.criterion(self(data), target)
+        self.log('loss', loss, prog_bar=True, logger=False)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
+        stage = self.eval_stages[dataloader_idx]
+        if stage in self.runners:
+            self._enter_eval_stage(stage)
+            self.runners[stage].feed(batch)
+            return None
+        accuracy = self.val_accuracy if stage == 'val' else self.test_accuracy
+        return evaluate_batch(self, self.legacy.criterion, batch, accuracy)
+
+    def configure_optimizers(self) -> Any:
+        if self.automatic_optimization:
+            return self.legacy.optimizer
+        return list(held_optimizers(self.legacy).values()) or None
+
+    # ---- hand-written training loops
     def on_fit_start(self) -> None:
-        # `self.device` in user code is where Lightning put the model
-        self.legacy.device = self.device
+        self.legacy.device = self.device  # `self.device` in user code is where Lightning put the model
+        if self.automatic_optimization:
+            return
+        if self.trainer.world_size > 1 and not isinstance(self.trainer.strategy, HandWrittenLoopDDP):
+            raise ConfigError(f'{type(self.legacy).__name__} overrides train_epoch: across several processes use '
+                              f"strategy='ddp' (got {type(self.trainer.strategy).__name__})")
+        for name, optimizer in held_optimizers(self.legacy).items():
+            self._routed[name] = RoutedOptimizer(optimizer, self._optimizer_step)
+            setattr(self.legacy, name, self._routed[name])
 
     def on_validation_start(self) -> None:
         self.legacy.device = self.device
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        data, target = batch
-        loss = self.criterion(self(data), target)
-        self.log('loss', loss, prog_bar=True, logger=False)
-        return loss
+    def on_train_epoch_start(self) -> None:
+        self._ended_early = False
+        if 'train' in self.runners:
+            self.runners['train'].start()
 
-    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
-        stage = self.eval_stages[dataloader_idx]
-        return self.evaluate(batch, self.val_accuracy if stage == 'val' else self.test_accuracy)
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> Any:
+        if 'train' in self.runners and self.runners['train'].returned:
+            self._ended_early = True  # the user's loop broke out: end Lightning's epoch here too
+            return -1
+        return None
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if 'train' in self.runners and batch_idx + 1 >= self.trainer.num_training_batches:
+            self.runners['train'].finish()  # run the code after the user's loop before validation starts
+
+    def close_training_epoch(self) -> None:
+        """Finish the user's training loop and, after an early break, the validation Lightning skipped."""
+        runner = self.runners.get('train')
+        if runner is not None and runner.active:
+            runner.finish()
+        if self._ended_early and self.eval_stages:
+            self._ended_early = False
+            self.trainer.validating = True
+            self.trainer.fit_loop.epoch_loop.val_loop.run()
+            self.trainer.training = True
+
+    def _optimizer_step(self, optimizer: torch.optim.Optimizer, closure: Any, kwargs: dict) -> Any:
+        scaler = getattr(self.trainer.precision_plugin, 'scaler', None)
+        if scaler is not None and not self._scaled_backward:
+            raise ConfigError("precision='16-mixed' scales the loss: in a hand-written train_epoch call "
+                              'self.backward(loss) instead of loss.backward(), or use precision="bf16-mixed"')
+        self._scaled_backward = False
+        average_gradients(optimizer)
+        return self.trainer.strategy.optimizer_step(optimizer, closure or _no_closure, **kwargs)
+
+    def backward_from_user(self, loss: torch.Tensor) -> None:
+        """`Trainer.backward(loss)`: through Lightning, so mixed precision scales the loss."""
+        self.manual_backward(loss)
+        self._scaled_backward = True
+
+    # ---- hand-written evaluation loops
+    def on_validation_epoch_start(self) -> None:
+        self._eval_stage = None
+
+    def _enter_eval_stage(self, stage: str) -> None:
+        if self._eval_stage == stage:
+            return
+        self._leave_eval_stage()
+        self._eval_stage = stage
+        self.runners[stage].start()
+
+    def _leave_eval_stage(self) -> None:
+        if self._eval_stage in self.runners:
+            self.runners[self._eval_stage].finish()
+        self._eval_stage = None
+
+    def close_evaluation_epoch(self) -> None:
+        """Run the code after the user's evaluation loops (and their whole method where a loader was empty)."""
+        self._leave_eval_stage()
+        for stage in self.eval_stages:
+            runner = self.runners.get(stage)
+            if runner is not None and not runner.returned:
+                runner.finish()
 
 
-@contextlib.contextmanager
-def _keep_on_device(legacy: Any) -> Iterator[None]:
-    """Lightning's teardown moves the model and optimizer state to the CPU; put them back where they trained.
-
-    Old code goes on using `trainer.model` on `trainer.device` after `train()` returns.
-    """
-    try:
-        yield
-    finally:
-        if legacy.model is not None and legacy.model.net is not None:
-            legacy._send_to_device()
-        if legacy.optimizer is not None:
-            optimizer_state_to(legacy.optimizer, legacy.device)
+def _no_closure() -> None:
+    return None
 
 
 def _eval_stages(legacy: Any) -> list[str]:
     return [stage for stage, loader in (('val', legacy.val_loader), ('test', legacy.test_loader)) if loader is not None]
+
+
+@contextlib.contextmanager
+def _session(legacy: Any, bridge: EpochBridge, verbose: bool) -> Iterator[None]:
+    """Install the bridge for one run; afterwards restore the trainer's own objects on its device.
+
+    Lightning's teardown moves modules and optimizer state to the CPU; old code goes on using
+    them on `trainer.device` after `train()` returns, so they are put back.
+    """
+    legacy.__dict__[_ACTIVE] = bridge
+    bridge.install()
+    try:
+        with quiet_lightning(verbose):
+            yield
+    finally:
+        bridge.uninstall()
+        legacy.__dict__.pop(_ACTIVE, None)
+        bridge.to(legacy.device)
+        legacy._send_to_device()
+        for optimizer in held_optimizers(legacy).values():
+            optimizer_state_to(optimizer, legacy.device)
 
 
 def _start_at_epoch(trainer: lightning.Trainer, epoch: int) -> None:
@@ -84,29 +248,42 @@ def _start_at_epoch(trainer: lightning.Trainer, epoch: int) -> None:
         progress.ready = progress.started = progress.processed = progress.completed = epoch
 
 
-def fit_epochs(legacy: Any) -> None:
+def fit_epochs(legacy: Any, hand_written: frozenset[str] = frozenset()) -> None:
     """Train from `legacy.cur_epoch` to `legacy.num_epochs` on Lightning's fit loop."""
     stages = _eval_stages(legacy)
-    bookkeeping = LernomaticBookkeeping(legacy, stages)
-    with quiet_lightning(legacy.verbose), _keep_on_device(legacy):
+    bridge = EpochBridge(legacy, stages, hand_written)
+    hand_written = bridge.hand_written
+    strategy = strategy_for_hand_written_loops(legacy.strategy) if 'train' in hand_written else legacy.strategy
+    with _session(legacy, bridge, legacy.verbose):
+        bookkeeping = LernomaticBookkeeping(legacy, stages, hand_written)
         trainer = build_lightning_trainer(legacy, legacy.num_epochs, [bookkeeping],
-                                          limit_val_batches=None if stages else 0)
+                                          limit_val_batches=None if stages else 0, strategy=strategy,
+                                          inference_mode=not hand_written)
         _start_at_epoch(trainer, legacy.cur_epoch)
-        trainer.fit(EpochBridge(legacy, stages))
+        trainer.fit(bridge)
 
 
 def run_train_epoch(legacy: Any) -> None:
     """One training epoch alone, as a direct `train_epoch()` call does: no validation, no epoch end."""
-    bookkeeping = LernomaticBookkeeping(legacy, [], finish_epochs=False)
-    with quiet_lightning(legacy.verbose), _keep_on_device(legacy):
-        trainer = build_lightning_trainer(legacy, 1, [bookkeeping], limit_val_batches=0)
-        trainer.fit(EpochBridge(legacy, []))
+    bridge = EpochBridge(legacy, [])
+    with _session(legacy, bridge, legacy.verbose):
+        trainer = build_lightning_trainer(legacy, 1, [LernomaticBookkeeping(legacy, [], finish_epochs=False)],
+                                          limit_val_batches=0)
+        trainer.fit(bridge)
 
 
 def run_eval_epoch(legacy: Any, stage: str) -> None:
     """One pass over the val ('val') or test ('test') loader, as a direct `val_epoch()` call does."""
-    bookkeeping = LernomaticBookkeeping(legacy, [stage])
     bridge = EpochBridge(legacy, [stage])
-    with quiet_lightning(legacy.verbose), _keep_on_device(legacy):
-        trainer = build_lightning_trainer(legacy, 1, [bookkeeping])
+    with _session(legacy, bridge, legacy.verbose):
+        trainer = build_lightning_trainer(legacy, 1, [LernomaticBookkeeping(legacy, [stage])])
         trainer.validate(bridge, dataloaders=bridge.val_dataloader(), verbose=False)
+
+
+def backward(legacy: Any, loss: torch.Tensor) -> None:
+    """`loss.backward()`, through Lightning (loss scaling under '16-mixed') while the trainer is training."""
+    bridge = legacy.__dict__.get(_ACTIVE)
+    if bridge is None or bridge.automatic_optimization:
+        loss.backward()
+    else:
+        bridge.backward_from_user(loss)

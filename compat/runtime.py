@@ -37,12 +37,17 @@ def lightning_logger(legacy: Any) -> Any:
 
 
 def build_lightning_trainer(legacy: Any, max_epochs: int, callbacks: list[Any],
-                            limit_val_batches: float | None = None) -> lightning.Trainer:
-    """A `lightning.Trainer` configured from a Lernomatic trainer's options."""
+                            limit_val_batches: float | None = None, strategy: Any = None,
+                            inference_mode: bool = True) -> lightning.Trainer:
+    """A `lightning.Trainer` configured from a Lernomatic trainer's options.
+
+    `callbacks` (the bookkeeping) come before the user's, so user callbacks see finished epochs.
+    """
     accelerator, devices = lightning_devices(legacy.accelerator, legacy.devices, legacy.device_id)
     options: dict[str, Any] = dict(
-        accelerator=accelerator, devices=devices, strategy=legacy.strategy, max_epochs=max_epochs,
-        callbacks=list(legacy.callbacks or []) + callbacks, logger=lightning_logger(legacy) or False,
+        accelerator=accelerator, devices=devices, strategy=strategy if strategy is not None else legacy.strategy,
+        max_epochs=max_epochs, callbacks=callbacks + list(legacy.callbacks or []),
+        logger=lightning_logger(legacy) or False, inference_mode=inference_mode,
         default_root_dir=legacy.checkpoint_dir, enable_checkpointing=False, num_sanity_val_steps=0,
         enable_progress_bar=bool(legacy.verbose), enable_model_summary=bool(legacy.verbose),
         log_every_n_steps=legacy.print_every, deterministic=legacy.deterministic,

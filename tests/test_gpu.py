@@ -76,6 +76,30 @@ def test_checkpoint_moves_between_gpu_and_cpu(make_trainer, tmp_path):
 
 @pytest.mark.gpu
 @needs_gpu
+def test_16_mixed_refuses_a_plain_backward_in_a_hand_written_loop(make_trainer):
+    from legacy_trainers import LegacyClassifierTrainer
+
+    from compat.errors import ConfigError
+    with pytest.raises(ConfigError, match=r'self\.backward\(loss\)'):
+        make_trainer(LegacyClassifierTrainer, device_id=0, precision='16-mixed', num_epochs=1).train()
+    trainer = make_trainer(LegacyClassifierTrainer, device_id=0, precision='16-mixed', num_epochs=2,
+                           use_backward_helper=True)
+    trainer.train()
+    assert trainer.seen_dtypes == {torch.float16} and trainer.get_acc_history()[-1] > 0.4
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_hand_written_loops_on_the_gpu(make_trainer):
+    from legacy_trainers import LegacyClassifierTrainer
+    trainer = make_trainer(LegacyClassifierTrainer, device_id=0, precision='bf16-mixed')
+    trainer.train()
+    assert set(trainer.seen_devices) == {'cuda:0'} and trainer.seen_dtypes == {torch.bfloat16}
+    assert next(trainer.model.net.parameters()).device.type == 'cuda'
+
+
+@pytest.mark.gpu
+@needs_gpu
 def test_bf16_mixed_on_gpu(make_trainer):
     trainer = make_trainer(device_id=0, precision='bf16-mixed', num_epochs=2)
     trainer.train()

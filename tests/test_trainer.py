@@ -80,11 +80,11 @@ def test_bad_values_fail_before_work(kwargs, message):
         Trainer(None, **kwargs)
 
 
-def test_train_without_data_or_model_says_what_is_missing(fixture_nets):
+def test_train_without_data_or_model_says_what_is_missing(fixture_nets, fixture_data):
     with pytest.raises(ConfigError, match='no training data'):
         Trainer(fixture_nets.MLPModel(), verbose=False).train()
     with pytest.raises(ConfigError, match='no model'):
-        Trainer(None, verbose=False).train()
+        Trainer(None, verbose=False, train_dataset=fixture_data.make(20, 1)).train()
 
 
 def test_repr_and_str(make_trainer):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from compat import bridge
-from compat.bookkeeping import end_of_epoch, latest_accuracy
+from compat.bookkeeping import latest_accuracy
 from compat.checkpoint import (
     HISTORY_ARRAYS,
     HISTORY_COUNTERS,
@@ -143,26 +143,26 @@ class Trainer:
         self._check_ready_to_train()
         if self.save_every == -1:
             self._resolve_save_every()
-        custom = [name for name in ('train_epoch', 'val_epoch', 'test_epoch') if _overrides(self, name)]
-        if not custom:
-            bridge.fit_epochs(self)
-            return
-        for _ in range(self.cur_epoch, self.num_epochs):
-            self.train_epoch()
-            if self.val_loader is not None:
-                self.val_epoch()
-            if self.test_loader is not None:
-                self.test_epoch()
-            if end_of_epoch(self):
-                return
+        bridge.fit_epochs(self, self._hand_written_stages())
+
+    def _hand_written_stages(self) -> frozenset[str]:
+        """The stages whose epoch method a subclass overrides: those run as coroutines fed by Lightning."""
+        return frozenset(stage for stage, method in bridge.STAGE_METHODS.items() if _overrides(self, method))
 
     def _check_ready_to_train(self) -> None:
-        if self.model is None:
-            raise ConfigError(f'{self!r} has no model: pass one to the constructor or call load_checkpoint() first')
         if self.train_loader is None:
             raise ConfigError(f'{self!r} has no training data: pass train_dataset= or call set_train_dataset()')
+        if 'train' in self._hand_written_stages():
+            return  # the subclass's own loop decides which models and optimizers it needs
+        if self.model is None:
+            raise ConfigError(f'{self!r} has no model: pass one to the constructor or call load_checkpoint() first')
         if self.optimizer is None:
             raise ConfigError(f'{self!r} has no optimizer: _init_optimizer() left self.optimizer as None')
+
+    def backward(self, loss: Any) -> None:
+        """`loss.backward()` for hand-written loops, routed through Lightning so that
+        `precision='16-mixed'` can scale the loss; plain `loss.backward()` works for every other precision."""
+        bridge.backward(self, loss)
 
     def train_epoch(self) -> None:
         """One epoch over `train_loader`: forward, loss, zero_grad, backward, step, record, per batch."""
