@@ -77,9 +77,9 @@ def test_checkpoint_moves_between_gpu_and_cpu(make_trainer, tmp_path):
 @pytest.mark.gpu
 @needs_gpu
 def test_16_mixed_refuses_a_plain_backward_in_a_hand_written_loop(make_trainer):
-    from legacy_trainers import LegacyClassifierTrainer
-
     from compat.errors import ConfigError
+
+    from legacy_trainers import LegacyClassifierTrainer
     with pytest.raises(ConfigError, match=r'self\.backward\(loss\)'):
         make_trainer(LegacyClassifierTrainer, device_id=0, precision='16-mixed', num_epochs=1).train()
     trainer = make_trainer(LegacyClassifierTrainer, device_id=0, precision='16-mixed', num_epochs=2,

@@ -8,11 +8,10 @@ import lightning
 import numpy as np
 import pytest
 import torch
-from legacy_trainers import DiscriminatorModel, GANTrainer, GeneratorModel, LegacyClassifierTrainer
-
 
 from conftest import FIXTURE_PLATFORM
 from helpers import assert_same_numbers, state_dicts_equal
+from legacy_trainers import DiscriminatorModel, GANTrainer, GeneratorModel, LegacyClassifierTrainer
 
 
 class BatchCounter(lightning.Callback):

@@ -14,11 +14,11 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent / 'data'), os.environ['LERNOMATIC_FIXTURES']]
 
+from lernomatic.train.trainer import Trainer  # noqa: E402
+
 import fixture_data  # noqa: E402
 import fixture_nets  # noqa: E402
 from legacy_trainers import DiscriminatorModel, GANTrainer, GeneratorModel, LegacyClassifierTrainer  # noqa: E402
-
-from lernomatic.train.trainer import Trainer  # noqa: E402
 
 
 def main() -> None:
