@@ -104,3 +104,18 @@ def test_bf16_mixed_on_gpu(make_trainer):
     trainer = make_trainer(device_id=0, precision='bf16-mixed', num_epochs=2)
     trainer.train()
     assert trainer.acc_iter == 2 and all(v > 0 for v in trainer.get_loss_history())
+
+
+needs_two_gpus = pytest.mark.skipif(torch.cuda.device_count() < 2, reason='needs 2 CUDA GPUs')
+
+
+@pytest.mark.gpu
+@needs_two_gpus
+@pytest.mark.parametrize('mode', ['default', 'classifier', 'gan'])
+def test_two_gpus_nccl_end_identical(tmp_path, mode):
+    from test_ddp import run_two_ranks
+    rank0, rank1 = run_two_ranks(mode, tmp_path, accelerator='gpu')
+    for name in rank0['state']:
+        assert state_dicts_equal(rank0['state'][name], rank1['state'][name]), name
+    assert rank0['device'] == 'cuda:0' and rank1['device'] == 'cuda:1'
+    assert [p for p in (tmp_path / 'rank1').rglob('*') if p.is_file()] == []

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# On the GPU machine (device tool): write the GPU checkpoint fixture, run the suite, run the main job.
-# The fixtures travel in .devshared/ (git-ignored, named in `carry`).
+# On the GPU machine (device tool): the whole suite on CUDA, the main job, and (with 2 GPUs) DDP on NCCL.
+# The fixtures travel in .devshared/ and wheels the machine lacks (greenlet) in .whl/: both git-ignored,
+# both named in `carry`.
 set -uo pipefail
-export LERNOMATIC_FIXTURES=$PWD/.devshared/original PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+export LERNOMATIC_FIXTURES=$PWD/.devshared/original PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
+python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-python3 -c 'import torch, lightning, torchmetrics, numpy; print("torch", torch.__version__, "lightning", lightning.__version__, "torchmetrics", torchmetrics.__version__, "numpy", numpy.__version__)'
-python3 tools/make_gpu_checkpoint.py "$OUT/gpu_written_ck.pkl"
-cp "$OUT/gpu_written_ck.pkl" tests/data/gpu_written_ck.pkl
-python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tee "$OUT/pytest_gpu.log" | tail -25
-( time python3 examples/train_digits.py --quiet --out /tmp/digits ) 2>&1 | tail -5
+python3 -c 'import torch, lightning, torchmetrics, numpy, greenlet; print("torch", torch.__version__, "lightning", lightning.__version__, "torchmetrics", torchmetrics.__version__, "numpy", numpy.__version__, "greenlet", greenlet.__version__)'
+python3 -m pytest -q -p no:cacheprovider -rs tests "$@" 2>&1 | tee "$OUT/pytest_gpu.log" | tail -25
+( time python3 examples/train_digits.py --quiet --out /tmp/digits ) 2>&1 | tail -4
