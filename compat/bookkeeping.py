@@ -127,8 +127,10 @@ class LernomaticBookkeeping(lightning.Callback):
             return
         push_history(legacy, 'loss_history', legacy.loss_iter, loss)
         legacy.loss_iter += 1
-        if legacy.loss_iter % legacy.print_every == 0:
-            self._report_training(loss.item(), batch_idx, trainer.num_training_batches)
+        if legacy.loss_iter % legacy.print_every == 0:  # the one host read: every print_every steps
+            value = loss.item()
+            pl_module.log('loss', value, prog_bar=True, logger=False)
+            self._report_training(value, batch_idx, trainer.num_training_batches)
         if legacy.save_every > 0 and legacy.loss_iter % legacy.save_every == 0:
             legacy.save_checkpoint(iteration_checkpoint_path(legacy))
         if legacy.lr_scheduler is not None:

@@ -66,7 +66,9 @@ class EpochBridge(lightning.LightningModule):
         self.hand_written = hand_written = frozenset(s for s in hand_written if s == 'train' or s in eval_stages)
         self.automatic_optimization = 'train' not in hand_written
         if self.automatic_optimization:
-            modules = {'model': legacy.model.get_net(), 'criterion': legacy.criterion}
+            modules = {'model': legacy.model.get_net()}
+            if isinstance(legacy.criterion, torch.nn.Module):
+                modules['criterion'] = legacy.criterion
         else:
             modules = held_modules(legacy)
         self.held = torch.nn.ModuleDict(modules)
@@ -112,9 +114,7 @@ class EpochBridge(lightning.LightningModule):
             self.runners['train'].feed(batch)
             return None
         data, target = batch
-        loss = self.legacy.criterion(self(data), target)
-        self.log('loss', loss, prog_bar=True, logger=False)
-        return loss
+        return self.legacy.criterion(self(data), target)
 
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         stage = self.eval_stages[dataloader_idx]

@@ -45,15 +45,24 @@ def fixture_data() -> Any:
     return importlib.import_module('fixture_data')
 
 
+# LERNOMATIC_TEST_DEVICE=cuda (the tox 'gpu' env) trains the whole suite on the first GPU.
+ON_CUDA = os.environ.get('LERNOMATIC_TEST_DEVICE', 'cpu') == 'cuda'
+if ON_CUDA and not torch.cuda.is_available():
+    raise RuntimeError('LERNOMATIC_TEST_DEVICE=cuda but torch sees no CUDA GPU')
+TEST_DEVICE_ID = 0 if ON_CUDA else -1
+TEST_DEVICE = torch.device('cuda:0' if ON_CUDA else 'cpu')
+
 # The fixtures were written with torch 2.13's CPU build; there, every float matches bit for bit.
-FIXTURE_PLATFORM = torch.__version__.split('+')[0] == '2.13.0' and torch.version.cuda is None
+# Elsewhere results agree with the fixture to float32 rounding (looser on a GPU: other kernels).
+FIXTURE_PLATFORM = torch.__version__.split('+')[0] == '2.13.0' and torch.version.cuda is None and not ON_CUDA
+FIXTURE_RTOL = 1e-4 if ON_CUDA else 1e-6
 
 
 @pytest.fixture(scope='session')
 def reference(expected: dict[str, Any], fixture_nets: Any, fixture_data: Any) -> dict[str, Any]:
     """The fixture's run redone as a plain PyTorch loop on this machine (3 and 4 epochs)."""
     from helpers import plain_pytorch_run
-    return {epochs: plain_pytorch_run(fixture_nets, fixture_data, expected, epochs) for epochs in (3, 4)}
+    return {epochs: plain_pytorch_run(fixture_nets, fixture_data, expected, epochs, TEST_DEVICE) for epochs in (3, 4)}
 
 
 @pytest.fixture
@@ -69,7 +78,7 @@ def make_trainer(tmp_path: Path, expected: dict[str, Any], fixture_nets: Any, fi
                        shuffle=expected['shuffle'], learning_rate=expected['learning_rate'],
                        train_dataset=fixture_data.make(200, 11), val_dataset=fixture_data.make(60, 12),
                        save_every=0, print_every=1000, num_workers=0, verbose=False,
-                       checkpoint_dir=str(tmp_path / 'checkpoint'))
+                       checkpoint_dir=str(tmp_path / 'checkpoint'), device_id=TEST_DEVICE_ID)
         options.update(overrides)
         return trainer_class(model, **options)
 

@@ -45,7 +45,7 @@ def state_dicts_equal(a: OrderedDict[str, torch.Tensor], b: OrderedDict[str, tor
     return list(a) == list(b) and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
 
 
-def plain_pytorch_run(nets: Any, data: Any, expected: dict, epochs: int) -> dict:
+def plain_pytorch_run(nets: Any, data: Any, expected: dict, epochs: int, device: torch.device) -> dict:
     """The original's default loops written out in plain PyTorch: the reference for this machine's numerics.
 
     Float rounding differs between CPUs and torch builds by an ulp or so; a trainer must match this
@@ -53,6 +53,7 @@ def plain_pytorch_run(nets: Any, data: Any, expected: dict, epochs: int) -> dict
     """
     torch.manual_seed(expected['torch_seed_before_model'])
     model = nets.MLPModel()
+    model.net.to(device)
     optimizer = torch.optim.Adam(model.net.parameters(), lr=expected['learning_rate'], weight_decay=1e-5)
     criterion = torch.nn.CrossEntropyLoss()
     train = torch.utils.data.DataLoader(data.make(200, 11), batch_size=20, shuffle=False, drop_last=True)
@@ -61,6 +62,7 @@ def plain_pytorch_run(nets: Any, data: Any, expected: dict, epochs: int) -> dict
     for _ in range(epochs):
         model.net.train()
         for x, y in train:
+            x, y = x.to(device), y.to(device)
             loss = criterion(model.net(x), y)
             optimizer.zero_grad()
             loss.backward()
@@ -70,6 +72,7 @@ def plain_pytorch_run(nets: Any, data: Any, expected: dict, epochs: int) -> dict
         correct = 0
         with torch.no_grad():
             for x, y in val:
+                x, y = x.to(device), y.to(device)
                 output = model.net(x)
                 val_losses.append(criterion(output, y).item())
                 correct += (output.argmax(1) == y).sum().item()
@@ -81,15 +84,16 @@ def plain_pytorch_run(nets: Any, data: Any, expected: dict, epochs: int) -> dict
 HISTORY_NAMES = ('loss_history', 'val_loss_history', 'acc_history')
 
 
-def assert_same_numbers(trainer: Any, reference_run: dict, expected: dict, exact_to_fixture: bool) -> None:
+def assert_same_numbers(trainer: Any, reference_run: dict, expected: dict) -> None:
     """The trainer's histories equal the plain loop's on this machine bit for bit, and the original's
     fixture to float32 rounding (bit for bit on the platform that wrote it)."""
+    from conftest import FIXTURE_PLATFORM, FIXTURE_RTOL
     actual = {'loss_history': trainer.get_loss_history(), 'val_loss_history': trainer.get_val_loss_history(),
               'acc_history': trainer.get_acc_history()}
     for name in HISTORY_NAMES:
         assert actual[name].tolist() == reference_run[name], name
         count = min(len(expected[name]), len(actual[name]))
-        if exact_to_fixture:
+        if FIXTURE_PLATFORM:
             assert actual[name][:count].tolist() == expected[name][:count], name
         else:
-            np.testing.assert_allclose(actual[name][:count], expected[name][:count], rtol=1e-6, err_msg=name)
+            np.testing.assert_allclose(actual[name][:count], expected[name][:count], rtol=FIXTURE_RTOL, err_msg=name)

@@ -24,6 +24,7 @@ def run_two_ranks(mode: str, out: Path, accelerator: str = 'cpu') -> list[dict]:
     return [torch.load(out / f'params_rank{rank}.pt') for rank in (0, 1)]
 
 
+@pytest.mark.ddp
 @pytest.mark.parametrize('mode, checkpoint', [('default', 'ck_epoch_0_iter_5.pkl'),
                                               ('classifier', 'ck_history.pkl'),
                                               ('gan', 'ck_history.pkl')])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import zipfile
 
+import lightning
+import numpy as np
 import pytest
 import torch
 
@@ -119,3 +121,29 @@ def test_two_gpus_nccl_end_identical(tmp_path, mode):
         assert state_dicts_equal(rank0['state'][name], rank1['state'][name]), name
     assert rank0['device'] == 'cuda:0' and rank1['device'] == 'cuda:1'
     assert [p for p in (tmp_path / 'rank1').rglob('*') if p.is_file()] == []
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_default_loop_makes_no_host_sync_per_step(make_trainer, fixture_data):
+    """Steps away from epoch ends and print_every steps run with CUDA's sync debug mode set to 'error'."""
+    class SyncDetector(lightning.Callback):
+        checked = 0
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if 0 < batch_idx < trainer.num_training_batches - 1 and (pl_module.legacy.loss_iter + 1) % 7:
+                torch.cuda.set_sync_debug_mode('error')
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if torch.cuda.get_sync_debug_mode():
+                torch.cuda.set_sync_debug_mode('default')
+                SyncDetector.checked += 1
+
+    trainer = make_trainer(device_id=0, print_every=7, callbacks=[SyncDetector()],
+                           train_dataset=fixture_data.make(800, 11))
+    try:
+        trainer.train()
+    finally:
+        torch.cuda.set_sync_debug_mode('default')
+    assert SyncDetector.checked > 90 and trainer.loss_iter == 120
+    assert np.all(trainer.get_loss_history() > 0)  # values gathered at epoch ends, none lost

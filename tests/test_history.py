@@ -9,7 +9,7 @@ import torch
 from compat.history import BufferedHistory, flush_histories, push_history, resize_histories
 from lernomatic.train.trainer import Trainer
 
-from conftest import FIXTURE_PLATFORM
+from conftest import FIXTURE_PLATFORM, FIXTURE_RTOL
 from helpers import signature
 
 
@@ -99,7 +99,7 @@ def test_history_file_matches_the_original(make_trainer, original_dir, tmp_path)
     for key in theirs:
         if FIXTURE_PLATFORM:
             np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
-        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-6, err_msg=key)
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=FIXTURE_RTOL, err_msg=key)
 
 
 def test_history_is_written_each_epoch(make_trainer, tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FIXTURE_PLATFORM
+from conftest import TEST_DEVICE
 from helpers import assert_same_numbers, state_dicts_equal
 from legacy_trainers import DiscriminatorModel, GANTrainer, GeneratorModel, LegacyClassifierTrainer
 
@@ -55,7 +55,7 @@ def test_code_after_the_loop_runs_once_per_epoch_in_order(make_trainer, fixture_
 def test_hand_written_loops_give_the_numbers_of_a_direct_call(make_trainer, expected, reference):
     under_lightning = make_trainer(LegacyClassifierTrainer)
     under_lightning.train()
-    assert_same_numbers(under_lightning, reference[3], expected, FIXTURE_PLATFORM)
+    assert_same_numbers(under_lightning, reference[3], expected)
     direct = make_trainer(LegacyClassifierTrainer)
     for _ in range(3):
         direct.train_epoch()  # plain Python: the real DataLoader, no Lightning
@@ -69,7 +69,7 @@ def test_loader_length_dataset_and_device_inside_the_loop(make_trainer):
     trainer = make_trainer(LegacyClassifierTrainer, num_epochs=1)
     trainer.train()
     assert trainer.seen_lengths == [(10, 200)]
-    assert set(trainer.seen_devices) == {'cpu'} and trainer.device == torch.device('cpu')
+    assert set(trainer.seen_devices) == {str(TEST_DEVICE)} and trainer.device == TEST_DEVICE
     assert type(trainer.train_loader).__name__ == 'DataLoader'  # the trainer's own loader is back
 
 

@@ -15,7 +15,7 @@ from torch.utils.tensorboard import SummaryWriter
 from compat.errors import ConfigError
 from lernomatic.train.trainer import Trainer
 
-from conftest import FIXTURE_PLATFORM
+from conftest import FIXTURE_PLATFORM, FIXTURE_RTOL, ON_CUDA
 from helpers import HISTORY_NAMES, assert_same_numbers
 
 SPEC_DEFAULTS = dict(
@@ -100,13 +100,13 @@ def test_plain_loop_here_matches_the_fixture(reference, expected):
     for name in HISTORY_NAMES:
         if FIXTURE_PLATFORM:
             assert reference[3][name] == expected[name], name
-        np.testing.assert_allclose(reference[3][name], expected[name], rtol=1e-6, err_msg=name)
+        np.testing.assert_allclose(reference[3][name], expected[name], rtol=FIXTURE_RTOL, err_msg=name)
 
 
 def test_reproduces_the_original_numbers_exactly(make_trainer, expected, reference):
     trainer = make_trainer()
     trainer.train()
-    assert_same_numbers(trainer, reference[3], expected, FIXTURE_PLATFORM)
+    assert_same_numbers(trainer, reference[3], expected)
     assert trainer.loss_iter == expected['loss_iter'] and trainer.cur_epoch == expected['cur_epoch']
     assert isinstance(trainer.loss_history, np.ndarray) and trainer.loss_history.dtype == np.float64
     run = reference[3]
@@ -131,7 +131,7 @@ def test_finished_trainer_does_nothing_until_extended(make_trainer, expected, re
     trainer.set_num_epochs(4)
     trainer.train()
     assert trainer.loss_iter == 40 and trainer.cur_epoch == 4 and trainer.acc_iter == 4
-    assert_same_numbers(trainer, reference[4], expected, FIXTURE_PLATFORM)  # extending == training 4 at once
+    assert_same_numbers(trainer, reference[4], expected)  # extending == training 4 at once
 
 
 def test_direct_epoch_calls(make_trainer, reference):
@@ -349,9 +349,9 @@ def test_bf16_mixed_on_cpu(make_trainer):
 
 
 def test_deterministic_and_explicit_accelerator(make_trainer, expected, reference):
-    trainer = make_trainer(deterministic=True, accelerator='cpu', devices=1)
+    trainer = make_trainer(deterministic=True, accelerator='gpu' if ON_CUDA else 'cpu', devices=1)
     trainer.train()
-    assert_same_numbers(trainer, reference[3], expected, FIXTURE_PLATFORM)
+    assert_same_numbers(trainer, reference[3], expected)
 
 
 # ---- subclasses with their own loops
@@ -373,5 +373,5 @@ class HandWrittenLoop(Trainer):
 def test_overridden_train_epoch_keeps_the_original_semantics(make_trainer, expected, reference):
     trainer = make_trainer(HandWrittenLoop)
     trainer.train()
-    assert_same_numbers(trainer, reference[3], expected, FIXTURE_PLATFORM)
+    assert_same_numbers(trainer, reference[3], expected)
     assert trainer.cur_epoch == 3
