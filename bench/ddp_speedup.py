@@ -1,4 +1,4 @@
-"""Samples per second of the ResNet-style net on 1 GPU and on 2 GPUs (DDP, NCCL), same per-GPU batch.
+"""Samples per second of the ResNet-style net (width 128) on 1 GPU and on 2 GPUs (DDP, NCCL), same per-GPU batch.
 
 `python bench/ddp_speedup.py --out results.json` runs each configuration in its own process, the
 styles interleaved (1 GPU, 2 GPUs, repeated --rounds times), and reports the medians and the ratio.
@@ -58,7 +58,8 @@ def run_one(devices: int, loop: str, batch: int, steps: int, warmup: int) -> flo
     count = batch * steps * devices
     data = torch.utils.data.TensorDataset(torch.randn(count, 3, 32, 32), torch.randint(0, 10, (count,)))
     trainer_class = HandWritten if loop == 'hand-written' else Trainer
-    trainer = trainer_class(ResNetStyleModel(), train_dataset=data, batch_size=batch, num_epochs=1, num_workers=4,
+    trainer = trainer_class(ResNetStyleModel(width=128), train_dataset=data, batch_size=batch, num_epochs=1,
+                            num_workers=6,
                             accelerator='gpu', devices=devices, strategy='ddp' if devices > 1 else 'auto',
                             precision='bf16-mixed', learning_rate=1e-3, verbose=False, save_every=0,
                             save_hist=False, logger=False, callbacks=[Clock()], checkpoint_dir='/tmp/ddp_bench')
@@ -70,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--batch', type=int, default=256, help='per-GPU batch')
-    parser.add_argument('--steps', type=int, default=80, help='steps per GPU per run')
+    parser.add_argument('--steps', type=int, default=60, help='steps per GPU per run')
     parser.add_argument('--warmup', type=int, default=15)
     parser.add_argument('--out', type=Path, default=Path('ddp_speedup.json'))
     parser.add_argument('--worker', nargs=2, metavar=('DEVICES', 'LOOP'), help=argparse.SUPPRESS)

@@ -52,9 +52,13 @@ class CIFAR10Model(common.LernomaticModel):
 
 
 class ResNetStyleModel(common.LernomaticModel):
-    def __init__(self, **kwargs) -> None:
-        self.net = ResNetStyle()
+    def __init__(self, width: int = 64, **kwargs) -> None:
+        self.width = width
+        self.net = ResNetStyle(width=width)
         self.import_path = 'nets'
         self.module_import_path = 'nets'
         self.model_name = 'ResNetStyleModel'
         self.module_name = 'ResNetStyle'
+
+    def get_model_args(self) -> dict:
+        return {'width': self.width}
