@@ -108,7 +108,7 @@ def test_backward_helper_gives_the_same_numbers(make_trainer, reference):
     trainer = make_trainer(LegacyClassifierTrainer, use_backward_helper=True)
     trainer.train()
     assert trainer.get_loss_history().tolist() == reference[3]['loss_history']
-    loss = trainer.model.forward(torch.randn(2, 12)).sum()  # outside training: a plain backward
+    loss = trainer.model.forward(torch.randn(2, 12, device=trainer.device)).sum()  # outside training: plain
     trainer.backward(loss)
     assert trainer.model.net.body[0].weight.grad is not None
 
