@@ -27,7 +27,7 @@ from compat.checkpoint import (
 )
 from compat.distributed import is_rank_zero
 from compat.errors import ConfigError
-from compat.factories import build_criterion, build_optimizer
+from compat.factories import build_criterion, build_optimizer, optimizer_momentum, set_optimizer_momentum
 from compat.history import BufferedHistory, allocate, filled, history_names, resize_histories
 from compat.logs import get_logger, say
 from compat.model_import import build_wrapper
@@ -198,19 +198,10 @@ class Trainer:
 
     def get_momentum(self) -> float | None:
         """SGD-style `momentum`, or Adam-style `betas[0]`; None for optimizers with neither."""
-        group = self.optimizer.param_groups[0]
-        if 'momentum' in group:
-            return group['momentum']
-        if 'betas' in group:
-            return group['betas'][0]
-        return None
+        return optimizer_momentum(self.optimizer)
 
     def set_momentum(self, momentum: float) -> None:
-        for group in self.optimizer.param_groups:
-            if 'momentum' in group:
-                group['momentum'] = momentum
-            elif 'betas' in group:
-                group['betas'] = (momentum,) + tuple(group['betas'][1:])
+        set_optimizer_momentum(self.optimizer, momentum)
 
     def set_batch_size(self, batch_size: int) -> None:
         TRAINER_OPTIONS['batch_size'].check('batch_size', batch_size)
