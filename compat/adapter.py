@@ -94,3 +94,9 @@ class LernomaticModule(lightning.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the wrapper's import metadata in Lightning checkpoints, so they can become Lernomatic ones."""
         checkpoint['lernomatic_model'] = model_metadata(self.lernomatic_model)
+        optimizer = self._given_optimizer
+        checkpoint.setdefault('lernomatic_trainer_params', {
+            'learning_rate': self.learning_rate, 'weight_decay': self.weight_decay,
+            'loss_function': type(self.criterion).__name__,
+            'optim_function': type(optimizer).__name__ if optimizer is not None else self.optim_function,
+        })

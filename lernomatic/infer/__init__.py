@@ -1,0 +1,1 @@
+"""Inference with models loaded from checkpoints (`lernomatic.infer.inferrer.Inferrer`)."""
