@@ -1,0 +1,1 @@
+"""Hyper-parameter tools (`lernomatic.param.lr_common.LogFinder`)."""
