@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning
+import numpy as np
 import torch
 
 from compat.distributed import is_rank_zero
+from compat.errors import NonFiniteLossError
 from compat.history import flush_histories, push_history
 from compat.logs import get_logger, say
 from compat.runtime import lightning_logger
@@ -78,16 +80,18 @@ def _should_stop(legacy: Any) -> bool:
 
 
 def end_of_epoch(legacy: Any) -> bool:
-    """Save the history, check the stop rules, advance `cur_epoch`; True when training should stop.
+    """Check the stop rules, advance `cur_epoch`, save the history; True when training should stop.
 
-    As in the original, a stopping epoch leaves `cur_epoch` where it is.
+    As in the original, a stopping epoch leaves `cur_epoch` where it is. The history is written
+    after `cur_epoch` advances, so its `cur_epoch` agrees with its counters and with a checkpoint
+    saved at the same point (the original wrote it one epoch behind).
     """
+    stop = _should_stop(legacy)
+    if not stop:
+        legacy.cur_epoch += 1
     if legacy.save_hist:
         legacy.save_history(history_path(legacy))
-    if _should_stop(legacy):
-        return True
-    legacy.cur_epoch += 1
-    return False
+    return stop
 
 
 def _as_loss(outputs: Any) -> torch.Tensor | None:
@@ -113,6 +117,7 @@ class LernomaticBookkeeping(lightning.Callback):
         self.hand_written = hand_written
         self.finish_epochs = finish_epochs
         self._eval_losses: dict[str, list[torch.Tensor]] = {}
+        self._nonfinite: torch.Tensor | None = None
         self._epoch_started = 0.0
 
     # ---- training
@@ -127,16 +132,41 @@ class LernomaticBookkeeping(lightning.Callback):
             return
         push_history(legacy, 'loss_history', legacy.loss_iter, loss)
         legacy.loss_iter += 1
-        if legacy.loss_iter % legacy.print_every == 0:  # the one host read: every print_every steps
+        if legacy.stop_on_nonfinite:
+            self._watch_finite(loss)
+        reporting = legacy.loss_iter % legacy.print_every == 0
+        saving = legacy.save_every > 0 and legacy.loss_iter % legacy.save_every == 0
+        if reporting or saving or loss.device.type == 'cpu':
+            self._check_finite()  # reads the device: only where a value is read anyway, or free
+        if reporting:
             value = loss.item()
             pl_module.log('loss', value, prog_bar=True, logger=False)
             self._report_training(value, batch_idx, trainer.num_training_batches)
-        if legacy.save_every > 0 and legacy.loss_iter % legacy.save_every == 0:
+        if saving:
             legacy.save_checkpoint(iteration_checkpoint_path(legacy))
         if legacy.lr_scheduler is not None:
             legacy.apply_lr_schedule()
         if legacy.mtm_scheduler is not None:
             legacy.apply_mtm_schedule()
+
+    def _watch_finite(self, loss: torch.Tensor) -> None:
+        """Accumulate 'a loss was not finite' on the device, without a host read."""
+        bad = ~torch.isfinite(loss.detach())
+        self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
+
+    def _check_finite(self) -> None:
+        """Stop with the epoch and iteration of the first NaN / Inf loss, before any checkpoint holds it."""
+        if self._nonfinite is None or not bool(self._nonfinite):
+            return
+        legacy = self.legacy
+        self._nonfinite = None
+        losses = legacy.loss_history[:legacy.loss_iter]
+        first = int(np.flatnonzero(~np.isfinite(losses))[0])
+        per_epoch = max(len(legacy.train_loader), 1)
+        raise NonFiniteLossError(
+            f'training loss is {losses[first]} at iteration {first} (epoch {first // per_epoch}, batch '
+            f'{first % per_epoch}): stopped before writing more checkpoints. Lower the learning rate or check '
+            'the data; stop_on_nonfinite=False trains on regardless')
 
     def _report_training(self, loss: float, batch_idx: int, num_batches: Any) -> None:
         legacy = self.legacy
@@ -154,6 +184,7 @@ class LernomaticBookkeeping(lightning.Callback):
         if hasattr(pl_module, 'close_training_epoch'):
             pl_module.close_training_epoch()
         flush_histories(legacy)
+        self._check_finite()
         say(log, legacy.verbose, 'Epoch %d [%r] took %.2fs', legacy.cur_epoch + 1, legacy,
             time.perf_counter() - self._epoch_started)
         if self.finish_epochs and end_of_epoch(legacy):

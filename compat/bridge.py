@@ -23,6 +23,7 @@ from compat.ddp import HandWrittenLoopDDP, average_gradients, strategy_for_hand_
 from compat.errors import ConfigError
 from compat.legacy_loop import EpochRunner, FedLoader
 from compat.metrics import TopOneAccuracy
+from compat.rng import restore_pending
 from compat.routed_optimizer import RoutedOptimizer, unwrap_optimizer
 from compat.runtime import build_lightning_trainer, quiet_lightning
 
@@ -146,6 +147,7 @@ class EpochBridge(lightning.LightningModule):
         self.legacy.device = self.device
 
     def on_train_epoch_start(self) -> None:
+        restore_pending(self.legacy)  # before this epoch's sampler draws its order
         self._ended_early = False
         if 'train' in self.runners:
             self.runners['train'].start()

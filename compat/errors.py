@@ -14,6 +14,10 @@ class ConfigError(TypeError, ValueError):
     """A bad trainer option, caught before any work starts: the message names the option."""
 
 
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite: the message names the epoch and iteration."""
+
+
 def close_names(name: str, choices: Iterable[str], limit: int = 3) -> str:
     """A ' Did you mean ...?' hint listing the choices closest to a mistyped name, or ''."""
     matches = difflib.get_close_matches(str(name), list(choices), n=limit, cutoff=0.6)

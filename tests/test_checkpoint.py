@@ -33,6 +33,8 @@ def test_written_checkpoint_matches_original_layout_and_values(trained, original
     fname = tmp_path / 'ours.pkl'
     trained.save_checkpoint(str(fname))
     ours = torch.load(fname)
+    assert list(ours) == ['model', 'optim', 'trainer_params', 'rng_state']  # the original's keys, then ours
+    del ours['rng_state']
     assert signature(ours) == signature(original_checkpoint)
     assert ours['trainer_params'] == original_checkpoint['trainer_params']
     # the seed-exact run ends with the plain loop's very weights and Adam state; on the fixture's
@@ -141,3 +143,15 @@ def test_state_dict_mismatch_names_tensors(original_checkpoint, tmp_path):
     torch.save(original_checkpoint, fname)
     with pytest.raises(CheckpointError, match=r'body\.2\.weight: file \(5, 24\) vs model \(3, 24\)'):
         Trainer(None, verbose=False).load_checkpoint(str(fname))
+
+
+def test_a_failed_load_leaves_the_trainer_as_it_was(make_trainer, original_checkpoint, tmp_path):
+    trainer = make_trainer(num_epochs=7)
+    model, optimizer = trainer.model, trainer.optimizer
+    original_checkpoint['model']['model_state_dict']['body.2.weight'] = torch.zeros(5, 24)
+    original_checkpoint['trainer_params']['num_epochs'] = 99
+    fname = tmp_path / 'mismatch.pkl'
+    torch.save(original_checkpoint, fname)
+    with pytest.raises(CheckpointError):
+        trainer.load_checkpoint(str(fname))
+    assert trainer.model is model and trainer.optimizer is optimizer and trainer.num_epochs == 7

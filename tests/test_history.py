@@ -106,7 +106,7 @@ def test_history_is_written_each_epoch(make_trainer, tmp_path):
     trainer = make_trainer(num_epochs=2)
     trainer.train()
     history = torch.load(tmp_path / 'checkpoint' / 'ck_history.pkl')
-    assert history['cur_epoch'] == 1 and history['loss_iter'] == 20  # written before cur_epoch advanced
+    assert history['cur_epoch'] == 2 and history['loss_iter'] == 20  # agrees with its counters
 
 
 def test_load_history_restores_counters_and_arrays(original_dir, make_trainer, expected):

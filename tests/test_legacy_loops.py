@@ -138,8 +138,8 @@ def test_gan_trainer_trains_checkpoints_reloads_and_goes_on(fixture_data, tmp_pa
 
     resumed = GANTrainer(None, None, train_dataset=fixture_data.make(200, 11), batch_size=20, num_workers=0,
                          verbose=False, save_every=0, checkpoint_dir=str(tmp_path / 'gan2'))
-    resumed.load_history(str(tmp_path / 'gan' / 'ck_history.pkl'))  # its cur_epoch is the epoch it was written in
     resumed.load_checkpoint(fname)
+    resumed.load_history(str(tmp_path / 'gan' / 'ck_history.pkl'))
     assert resumed.cur_epoch == 2 and resumed.beta1 == 0.5
     assert resumed.optim_g.state_dict()['state'][0]['step'].item() == 20
     resumed.set_num_epochs(3)

@@ -93,6 +93,7 @@ TRAINER_OPTIONS: dict[str, Option] = {
     'early_stop': Option(None, "{'num_epochs': N, 'improv': x}: stop when accuracy gains < x over N epochs",
                          _early_stop),
     'tb_writer': Option(None, 'a torch.utils.tensorboard.SummaryWriter for the Lernomatic tags'),
+    'stop_on_nonfinite': Option(True, 'stop with NonFiniteLossError when the training loss is NaN or Inf'),
 }
 
 LIGHTNING_OPTIONS: dict[str, Option] = {

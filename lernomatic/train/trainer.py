@@ -8,6 +8,8 @@ histories.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -26,17 +28,33 @@ from compat.checkpoint import (
     write_history,
 )
 from compat.distributed import is_rank_zero
-from compat.errors import ConfigError
+from compat.errors import CheckpointError, ConfigError
 from compat.factories import build_criterion, build_optimizer, optimizer_momentum, set_optimizer_momentum
 from compat.history import BufferedHistory, allocate, filled, history_names, resize_histories
 from compat.logs import get_logger, say
 from compat.model_import import build_wrapper
+from compat.rng import RESTORE_AT_EPOCH_START, capture_rng_state, restore_rng_state
 from compat.serialization import safe_load
 from lernomatic.train.options import TRAINER_OPTIONS, TRAINER_PARAM_KEYS, resolve_options
 
 __all__ = ['Trainer']
 
 log = get_logger('trainer')
+
+
+@contextlib.contextmanager
+def _unchanged_on_error(trainer: Any, fname: str) -> Iterator[None]:
+    """Apply a file's contents all or nothing: on any failure the trainer is as it was, and the error
+    is a CheckpointError naming the file."""
+    before = dict(trainer.__dict__)
+    try:
+        yield
+    except Exception as error:
+        trainer.__dict__.clear()
+        trainer.__dict__.update(before)
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(f'{fname}: its contents do not fit a trainer: {type(error).__name__}: {error}') from error
 
 
 def _overrides(instance: Any, name: str) -> bool:
@@ -325,24 +343,39 @@ class Trainer:
         self._init_dataloaders()
 
     def save_checkpoint(self, fname: str) -> None:
-        """Write `{'model', 'optim', 'trainer_params'}` as the original did (rank zero only, atomically)."""
+        """Write `{'model', 'optim', 'trainer_params'}` as the original did (rank zero only, atomically).
+
+        An extra key, 'rng_state', carries the random generators' states for an exact resume; the
+        original's readers ignore it.
+        """
         if not is_rank_zero():
             return
         say(log, self.verbose, 'Saving checkpoint (epoch %d) to %s', self.cur_epoch, fname)
-        write_checkpoint(fname, self.model.get_params(), self.optimizer.state_dict(), self.get_trainer_params())
+        write_checkpoint(fname, self.model.get_params(), self.optimizer.state_dict(), self.get_trainer_params(),
+                         rng_state=capture_rng_state())
 
-    def load_checkpoint(self, fname: str, trusted: bool = False) -> None:
-        """Restore trainer params, rebuild the model from its metadata, rebuild and load the optimizer."""
+    def load_checkpoint(self, fname: str, trusted: bool = False, restore_rng: bool = True) -> None:
+        """Restore trainer params, rebuild the model from its metadata, rebuild and load the optimizer.
+
+        With `restore_rng` (and a checkpoint written here) the random generators continue where
+        the saved run was, so shuffling and dropout repeat what an uninterrupted run would draw.
+        """
         data = read_checkpoint(fname, trusted=trusted)
-        self.set_trainer_params(data['trainer_params'])
-        self.model = build_wrapper(read_model_params(data, fname), f'{fname} [model]')
-        self._init_optimizer()
-        self.optimizer.load_state_dict(data['optim'])
-        self._send_to_device()
-        optimizer_state_to(self.optimizer, self.device)
+        with _unchanged_on_error(self, fname):
+            self.set_trainer_params(data['trainer_params'])
+            self.model = build_wrapper(read_model_params(data, fname), f'{fname} [model]')
+            self._init_optimizer()
+            self.optimizer.load_state_dict(data['optim'])
+            self._send_to_device()
+            optimizer_state_to(self.optimizer, self.device)
+        if restore_rng and isinstance(data.get('rng_state'), dict):
+            restore_rng_state(data['rng_state'])  # last: building the model above drew from the generator
+            # and again when the next epoch starts: setting up Lightning draws from it too
+            self.__dict__[RESTORE_AT_EPOCH_START] = data['rng_state']
 
     def load_model_checkpoint(self, fname: str, trusted: bool = False) -> None:
         """Restore the model alone; trainer params and optimizer are left as they are."""
         data = safe_load(fname, trusted=trusted)
-        self.model = build_wrapper(read_model_params(data, fname), f'{fname} [model]')
-        self._send_to_device()
+        with _unchanged_on_error(self, fname):
+            self.model = build_wrapper(read_model_params(data, fname), f'{fname} [model]')
+            self._send_to_device()
