@@ -95,7 +95,10 @@ def safe_load(fname: str | os.PathLike, trusted: bool = False, map_location: Any
                       '(CVE-2025-32434, CVE-2026-24747): load files from untrusted sources only '
                       'with torch >= 2.10', RuntimeWarning, stacklevel=2)
     try:
-        return torch.load(path, map_location=map_location, weights_only=not trusted)
+        if trusted:
+            return torch.load(path, map_location=map_location, weights_only=False)
+        with torch.serialization.safe_globals(_numpy_globals()):  # the explicit allow-list, whoever imported what
+            return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
             AttributeError, ImportError, IndexError, KeyError, TypeError, OSError) as error:
         raise CheckpointError(_describe_load_failure(path, error)) from error

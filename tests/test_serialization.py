@@ -101,3 +101,16 @@ def test_failed_save_keeps_the_old_file(tmp_path):
         atomic_save({'a': lambda: None}, fname)  # lambdas cannot be pickled: fails mid-write
     assert safe_load(fname) == {'a': 1}
     assert [p.name for p in tmp_path.iterdir()] == ['ck.pkl']
+
+
+def test_safe_load_allows_numpy_without_importing_lernomatic(original_dir):
+    """The allow-list is explicit in every load, not a side effect of `import lernomatic`."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    code = ('import sys; from compat.serialization import safe_load; '
+            f'h = safe_load({str(original_dir / "mlp_history.pkl")!r}); '
+            'print(type(h["loss_history"]).__name__, "lernomatic" in sys.modules)')
+    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO)
+    assert run.stdout.split() == ['ndarray', 'False'], run.stderr[-2000:]
