@@ -97,8 +97,10 @@ def safe_load(fname: str | os.PathLike, trusted: bool = False, map_location: Any
     try:
         if trusted:
             return torch.load(path, map_location=map_location, weights_only=False)
-        with torch.serialization.safe_globals(_numpy_globals()):  # the explicit allow-list, whoever imported what
-            return torch.load(path, map_location=map_location, weights_only=True)
+        # the explicit allow-list, whoever imported what; not torch's `safe_globals` context manager,
+        # which on exit removes the entries even where they were registered before
+        register_numpy_safe_globals()
+        return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
             AttributeError, ImportError, IndexError, KeyError, TypeError, OSError) as error:
         raise CheckpointError(_describe_load_failure(path, error)) from error
