@@ -23,7 +23,8 @@ HISTORY = ORIGINAL / 'mlp_history.pkl'
 
 
 def lernomatic(*args, check=True):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(ORIGINAL)]))
+    paths = [str(REPO), str(ORIGINAL), os.environ.get('PYTHONPATH', '')]  # keep the env's own (the gpu env's)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
     run = subprocess.run([sys.executable, '-m', 'lernomatic.cli', *map(str, args)], capture_output=True, text=True,
                          env=env, timeout=300)
     if check:
