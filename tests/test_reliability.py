@@ -33,9 +33,8 @@ def assert_same_run(a, b):
             assert torch.equal(value, b['optim'][index][key]), (index, key)
 
 
-def test_resume_after_epoch_k_equals_an_uninterrupted_run(make_trainer, fixture_data, tmp_path):
-    whole = resumable(make_trainer, num_epochs=4)
-    whole.train()
+def stop_and_resume(make_trainer, fixture_data, tmp_path, epochs, restore_rng=True):
+    """Train 2 epochs, save, then in a fresh trainer (its generator elsewhere) load and train to `epochs`."""
     first = resumable(make_trainer, num_epochs=2)
     first.train()
     first.save_checkpoint(str(tmp_path / 'stopped.pkl'))
@@ -43,11 +42,18 @@ def test_resume_after_epoch_k_equals_an_uninterrupted_run(make_trainer, fixture_
     resumed = Trainer(None, train_dataset=fixture_data.make(200, 11), val_dataset=fixture_data.make(60, 12),
                       batch_size=20, shuffle=True, num_workers=0, verbose=False, save_every=0,
                       checkpoint_dir=str(tmp_path / 'resumed'), device_id=first.device_id)
-    resumed.load_checkpoint(str(tmp_path / 'stopped.pkl'))
+    resumed.load_checkpoint(str(tmp_path / 'stopped.pkl'), restore_rng=restore_rng)
     resumed.load_history(str(tmp_path / 'checkpoint' / 'ck_history.pkl'))
     assert resumed.cur_epoch == 2 and resumed.loss_iter == 20
-    resumed.set_num_epochs(4)
+    resumed.set_num_epochs(epochs)
     resumed.train()
+    return resumed
+
+
+def test_resume_after_epoch_k_equals_an_uninterrupted_run(make_trainer, fixture_data, tmp_path):
+    whole = resumable(make_trainer, num_epochs=4)
+    whole.train()
+    resumed = stop_and_resume(make_trainer, fixture_data, tmp_path, 4)
     assert_same_run(finish(whole), finish(resumed))
 
 
@@ -55,17 +61,7 @@ def test_resume_without_rng_state_differs(make_trainer, fixture_data, tmp_path):
     """The check above can fail: without the saved generator state the shuffled order differs."""
     whole = resumable(make_trainer, num_epochs=3)
     whole.train()
-    first = resumable(make_trainer, num_epochs=2)
-    first.train()
-    first.save_checkpoint(str(tmp_path / 'stopped.pkl'))
-    torch.manual_seed(12345)
-    resumed = Trainer(None, train_dataset=fixture_data.make(200, 11), batch_size=20, shuffle=True, num_workers=0,
-                      verbose=False, save_every=0, save_hist=False, checkpoint_dir=str(tmp_path / 'r'),
-                      device_id=first.device_id)
-    resumed.load_checkpoint(str(tmp_path / 'stopped.pkl'), restore_rng=False)
-    resumed.set_num_epochs(3)
-    resumed._init_history()
-    resumed.train()
+    resumed = stop_and_resume(make_trainer, fixture_data, tmp_path, 3, restore_rng=False)
     assert not state_dicts_equal(resumed.get_model_params(), whole.get_model_params())
 
 
