@@ -25,17 +25,11 @@ def run_one(devices: int, loop: str, batch: int, steps: int, warmup: int) -> flo
     sys.path[:0] = [str(HERE.parent), str(HERE)]
     import lightning
     import torch
-    from nets import ResNetStyleModel
 
     from lernomatic.train.trainer import Trainer
 
-    class HandWritten(Trainer):
-        def train_epoch(self):
-            for data, target in self.train_loader:
-                loss = self.criterion(self.model.forward(data), target)
-                self.optimizer.zero_grad()
-                loss.backward()
-                self.optimizer.step()
+    from hand_written import HandWrittenTrainer
+    from nets import ResNetStyleModel
 
     class Clock(lightning.Callback):
         started = finished = None
@@ -57,7 +51,7 @@ def run_one(devices: int, loop: str, batch: int, steps: int, warmup: int) -> flo
     torch.backends.cudnn.benchmark = True
     count = batch * steps * devices
     data = torch.utils.data.TensorDataset(torch.randn(count, 3, 32, 32), torch.randint(0, 10, (count,)))
-    trainer_class = HandWritten if loop == 'hand-written' else Trainer
+    trainer_class = HandWrittenTrainer if loop == 'hand-written' else Trainer
     trainer = trainer_class(ResNetStyleModel(width=128), train_dataset=data, batch_size=batch, num_epochs=1,
                             num_workers=6,
                             accelerator='gpu', devices=devices, strategy='ddp' if devices > 1 else 'auto',

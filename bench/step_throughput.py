@@ -106,16 +106,10 @@ def run_lightning(model_name: str, steps: int, warmup: int, batch: int, device: 
 def run_project(model_name: str, steps: int, warmup: int, batch: int, device: str, legacy: bool) -> float:
     from lernomatic.train.trainer import Trainer
 
-    class HandWritten(Trainer):
-        def train_epoch(self):
-            for data, target in self.train_loader:
-                loss = self.criterion(self.model.forward(data), target)
-                self.optimizer.zero_grad()
-                loss.backward()
-                self.optimizer.step()
+    from hand_written import HandWrittenTrainer
 
     clock = clock_callback(warmup, device)
-    trainer = (HandWritten if legacy else Trainer)(
+    trainer = (HandWrittenTrainer if legacy else Trainer)(
         make_model(model_name), train_dataset=synthetic_data(steps, batch), batch_size=batch, num_epochs=1,
         shuffle=False, num_workers=2, learning_rate=1e-3, weight_decay=0.0, device_id=0 if device == 'cuda' else -1,
         verbose=False, save_every=0, save_hist=False, logger=False, print_every=10 ** 9, callbacks=[clock()],
