@@ -8,6 +8,7 @@ class HandWrittenTrainer(Trainer):
 
     def train_epoch(self) -> None:
         for data, target in self.train_loader:
+            data, target = data.to(self.device), target.to(self.device)
             loss = self.criterion(self.model.forward(data), target)
             self.optimizer.zero_grad()
             loss.backward()

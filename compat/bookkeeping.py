@@ -117,12 +117,13 @@ class LernomaticBookkeeping(lightning.Callback):
         self.hand_written = hand_written
         self.finish_epochs = finish_epochs
         self._eval_losses: dict[str, list[torch.Tensor]] = {}
-        self._nonfinite: torch.Tensor | None = None
+        self._checked_upto = 0  # loss_history[:_checked_upto] is known to be finite
         self._epoch_started = 0.0
 
     # ---- training
     def on_train_epoch_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
         self._epoch_started = time.perf_counter()
+        self._checked_upto = self.legacy.loss_iter
 
     def on_train_batch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -132,12 +133,10 @@ class LernomaticBookkeeping(lightning.Callback):
             return
         push_history(legacy, 'loss_history', legacy.loss_iter, loss)
         legacy.loss_iter += 1
-        if legacy.stop_on_nonfinite:
-            self._watch_finite(loss)
         reporting = legacy.loss_iter % legacy.print_every == 0
         saving = legacy.save_every > 0 and legacy.loss_iter % legacy.save_every == 0
-        if reporting or saving or loss.device.type == 'cpu':
-            self._check_finite()  # reads the device: only where a value is read anyway, or free
+        if reporting or saving:
+            self._check_finite()  # reads the device: only where a value is read anyway
         if reporting:
             value = loss.item()
             pl_module.log('loss', value, prog_bar=True, logger=False)
@@ -149,19 +148,23 @@ class LernomaticBookkeeping(lightning.Callback):
         if legacy.mtm_scheduler is not None:
             legacy.apply_mtm_schedule()
 
-    def _watch_finite(self, loss: torch.Tensor) -> None:
-        """Accumulate 'a loss was not finite' on the device, without a host read."""
-        bad = ~torch.isfinite(loss.detach())
-        self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
-
     def _check_finite(self) -> None:
-        """Stop with the epoch and iteration of the first NaN / Inf loss, before any checkpoint holds it."""
-        if self._nonfinite is None or not bool(self._nonfinite):
-            return
+        """Stop with the epoch and iteration of the first NaN / Inf loss, before any checkpoint holds it.
+
+        Reads the losses recorded since the last check from the history (one copy of the buffered
+        device values), so training adds no per-step work for it on the GPU.
+        """
         legacy = self.legacy
-        self._nonfinite = None
-        losses = legacy.loss_history[:legacy.loss_iter]
-        first = int(np.flatnonzero(~np.isfinite(losses))[0])
+        if not legacy.stop_on_nonfinite or 'train' in self.hand_written or self._checked_upto >= legacy.loss_iter:
+            return  # a hand-written loop keeps its own records
+        fresh = legacy.loss_history[self._checked_upto:legacy.loss_iter]
+        bad = np.flatnonzero(~np.isfinite(fresh))
+        if len(bad) == 0:
+            self._checked_upto = legacy.loss_iter
+            return
+        first = self._checked_upto + int(bad[0])
+        losses = legacy.loss_history
+        self._checked_upto = legacy.loss_iter
         per_epoch = max(len(legacy.train_loader), 1)
         raise NonFiniteLossError(
             f'training loss is {losses[first]} at iteration {first} (epoch {first // per_epoch}, batch '

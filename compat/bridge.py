@@ -2,7 +2,9 @@
 
 One Lightning epoch is one Lernomatic epoch: the training batches, then validation over the whole
 val set (and the test set, as a second evaluation dataloader). Default loops are Lightning steps
-(automatic optimisation with the trainer's own optimizer and criterion); a subclass's own
+with the trainer's own optimizer and criterion: automatic optimisation, or where nothing needs its
+hooks the same step written out (`compat.lean_step`), or with `cuda_graph=True` a replayed CUDA
+graph (`compat.captured_step`); a subclass's own
 `train_epoch` / `val_epoch` / `test_epoch` runs as a coroutine fed one batch per Lightning step
 (`compat.legacy_loop`). `LernomaticBookkeeping` does the rest from Lightning's hooks.
 """
@@ -10,6 +12,7 @@ val set (and the test set, as a second evaluation dataloader). Default loops are
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,9 +21,11 @@ import torch
 
 from compat.adapter import evaluate_batch
 from compat.bookkeeping import LernomaticBookkeeping
+from compat.captured_step import CapturedStep, captured_step_blockers
 from compat.checkpoint import optimizer_state_to
 from compat.ddp import HandWrittenLoopDDP, average_gradients, strategy_for_hand_written_loops
 from compat.errors import ConfigError
+from compat.lean_step import lean_step_blockers
 from compat.legacy_loop import EpochRunner, FedLoader
 from compat.metrics import TopOneAccuracy
 from compat.rng import restore_pending
@@ -32,6 +37,8 @@ __all__ = ['EpochBridge', 'fit_epochs', 'run_train_epoch', 'run_eval_epoch', 'ba
 STAGE_METHODS = {'train': 'train_epoch', 'val': 'val_epoch', 'test': 'test_epoch'}
 _STAGE_LOADERS = {'train': 'train_loader', 'val': 'val_loader', 'test': 'test_loader'}
 _ACTIVE = '_lernomatic_active_bridge'
+# Set by Lightning around every hook call: kept out of nn.Module.__setattr__, whose checks cost more than the hook.
+_PLAIN_ATTRIBUTES = frozenset({'_current_fx_name'})
 
 
 def held_modules(legacy: Any) -> dict[str, torch.nn.Module]:
@@ -65,8 +72,10 @@ class EpochBridge(lightning.LightningModule):
         self.legacy = legacy
         self.eval_stages = eval_stages
         self.hand_written = hand_written = frozenset(s for s in hand_written if s == 'train' or s in eval_stages)
-        self.automatic_optimization = 'train' not in hand_written
-        if self.automatic_optimization:
+        self.hand_written_train = 'train' in hand_written
+        self.step_mode = 'hand_written' if self.hand_written_train else 'automatic'
+        self.automatic_optimization = not self.hand_written_train
+        if not self.hand_written_train:
             modules = {'model': legacy.model.get_net()}
             if isinstance(legacy.criterion, torch.nn.Module):
                 modules['criterion'] = legacy.criterion
@@ -81,6 +90,32 @@ class EpochBridge(lightning.LightningModule):
         self._eval_stage = None
         self._ended_early = False
         self._scaled_backward = False
+        self._captured: CapturedStep | None = None
+        self._steppers: dict[int, Any] = {}
+        self._direct_steps = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _PLAIN_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def choose_step(self, trainer: lightning.Trainer, cuda_graph: bool = False) -> None:
+        """Before fit: how the default loop steps on `trainer`: automatic, lean or captured."""
+        self._direct_steps = not lean_step_blockers(trainer)
+        if self.hand_written_train:
+            if cuda_graph:
+                raise ConfigError(f'cuda_graph=True captures the default training step, but '
+                                  f'{type(self.legacy).__name__} overrides train_epoch: drop one or the other')
+            return
+        if cuda_graph:
+            blockers = captured_step_blockers(trainer, self.legacy.optimizer)
+            if blockers:
+                raise ConfigError('cuda_graph=True cannot capture the training step: ' + '; '.join(blockers))
+            self.step_mode = 'captured'
+        elif self._direct_steps:
+            self.step_mode = 'lean'
+        self.automatic_optimization = self.step_mode == 'automatic'
 
     # ---- data
     def train_dataloader(self) -> Any:
@@ -105,17 +140,28 @@ class EpochBridge(lightning.LightningModule):
             if getattr(self.legacy, name, None) is routed:
                 setattr(self.legacy, name, routed._routed_from)
         self._routed = {}
+        if self._captured is not None:
+            self._captured.close()
+            self._captured = None
 
     # ---- default steps
     def forward(self, data: Any) -> Any:
         return self.legacy.model.forward(data)
 
     def training_step(self, batch: Any, batch_idx: int) -> Any:
-        if not self.automatic_optimization:
+        if self.hand_written_train:
             self.runners['train'].feed(batch)
             return None
         data, target = batch
-        return self.legacy.criterion(self(data), target)
+        if self._captured is not None:
+            return self._captured(data, target)
+        loss = self.legacy.criterion(self(data), target)
+        if self.step_mode == 'lean':
+            self.legacy.optimizer.zero_grad()
+            loss.backward()
+            self._counted_step(self.legacy.optimizer)
+            return loss.detach()
+        return loss
 
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         stage = self.eval_stages[dataloader_idx]
@@ -127,14 +173,19 @@ class EpochBridge(lightning.LightningModule):
         return evaluate_batch(self, self.legacy.criterion, batch, accuracy)
 
     def configure_optimizers(self) -> Any:
-        if self.automatic_optimization:
+        if not self.hand_written_train:
             return self.legacy.optimizer
         return list(held_optimizers(self.legacy).values()) or None
 
     # ---- hand-written training loops
     def on_fit_start(self) -> None:
         self.legacy.device = self.device  # `self.device` in user code is where Lightning put the model
-        if self.automatic_optimization:
+        self._steppers = {id(stepper.optimizer): stepper for stepper in self.trainer.strategy._lightning_optimizers}
+        if self.step_mode == 'captured':
+            stepper = self._steppers[id(self.legacy.optimizer)]
+            self._captured = CapturedStep(self.forward, self.legacy.criterion, self.legacy.optimizer,
+                                          (lambda: stepper._on_before_step(), lambda: stepper._on_after_step()))
+        if not self.hand_written_train:
             return
         if self.trainer.world_size > 1 and not isinstance(self.trainer.strategy, HandWrittenLoopDDP):
             raise ConfigError(f'{type(self.legacy).__name__} overrides train_epoch: across several processes use '
@@ -179,8 +230,25 @@ class EpochBridge(lightning.LightningModule):
             raise ConfigError("precision='16-mixed' scales the loss: in a hand-written train_epoch call "
                               'self.backward(loss) instead of loss.backward(), or use precision="bf16-mixed"')
         self._scaled_backward = False
+        if self._direct_steps:  # nothing between backward and step needs Lightning: step as the user wrote it
+            return self._counted_step(optimizer, closure, kwargs)
         average_gradients(optimizer)
-        return self.trainer.strategy.optimizer_step(optimizer, closure or _no_closure, **kwargs)
+        return self._counted_step(optimizer, closure, kwargs, through=self.trainer.strategy.optimizer_step)
+
+    def _counted_step(self, optimizer: torch.optim.Optimizer, closure: Any = None, kwargs: dict | None = None,
+                      through: Any = None) -> Any:
+        """Step `optimizer` (itself, or `through` Lightning's strategy), counted in Lightning's `global_step`."""
+        stepper = self._steppers.get(id(optimizer))
+        if stepper is not None:
+            stepper._on_before_step()
+        kwargs = kwargs or {}
+        try:
+            if through is not None:
+                return through(optimizer, closure or _no_closure, **kwargs)
+            return optimizer.step(**kwargs) if closure is None else optimizer.step(closure, **kwargs)
+        finally:
+            if stepper is not None:
+                stepper._on_after_step()
 
     def backward_from_user(self, loss: torch.Tensor) -> None:
         """`Trainer.backward(loss)`: through Lightning, so mixed precision scales the loss."""
@@ -210,6 +278,10 @@ class EpochBridge(lightning.LightningModule):
             runner = self.runners.get(stage)
             if runner is not None and not runner.returned:
                 runner.finish()
+
+
+# Lightning inspects training_step's signature at every step; a stored signature makes that a lookup.
+EpochBridge.training_step.__signature__ = inspect.signature(EpochBridge.training_step)
 
 
 def _no_closure() -> None:
@@ -261,6 +333,7 @@ def fit_epochs(legacy: Any, hand_written: frozenset[str] = frozenset()) -> None:
         trainer = build_lightning_trainer(legacy, legacy.num_epochs, [bookkeeping],
                                           limit_val_batches=None if stages else 0, strategy=strategy,
                                           inference_mode=not hand_written)
+        bridge.choose_step(trainer, getattr(legacy, 'cuda_graph', False))
         _start_at_epoch(trainer, legacy.cur_epoch)
         trainer.fit(bridge)
 
@@ -271,6 +344,7 @@ def run_train_epoch(legacy: Any) -> None:
     with _session(legacy, bridge, legacy.verbose):
         trainer = build_lightning_trainer(legacy, 1, [LernomaticBookkeeping(legacy, [], finish_epochs=False)],
                                           limit_val_batches=0)
+        bridge.choose_step(trainer, getattr(legacy, 'cuda_graph', False))
         trainer.fit(bridge)
 
 
@@ -285,7 +359,7 @@ def run_eval_epoch(legacy: Any, stage: str) -> None:
 def backward(legacy: Any, loss: torch.Tensor) -> None:
     """`loss.backward()`, through Lightning (loss scaling under '16-mixed') while the trainer is training."""
     bridge = legacy.__dict__.get(_ACTIVE)
-    if bridge is None or bridge.automatic_optimization:
+    if bridge is None or not bridge.hand_written_train:
         loss.backward()
     else:
         bridge.backward_from_user(loss)

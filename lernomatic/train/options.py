@@ -41,6 +41,11 @@ def _device_id(name: str, value: Any) -> None:
                           + (f': use 0..{count - 1}' if count else ': use device_id=-1 for the CPU'))
 
 
+def _flag(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f'{name} must be True or False, got {value!r}')
+
+
 def _early_stop(name: str, value: Any) -> None:
     if value is None:
         return
@@ -104,6 +109,7 @@ LIGHTNING_OPTIONS: dict[str, Option] = {
     'callbacks': Option(None, 'a list of lightning.Callback'),
     'logger': Option(True, 'True: a TensorBoardLogger under checkpoint_dir; False: none; or a Lightning logger'),
     'deterministic': Option(None, 'Lightning deterministic mode'),
+    'cuda_graph': Option(False, 'replay the default training step as one CUDA graph (single GPU, 32-bit)', _flag),
 }
 
 # The keys of a checkpoint's 'trainer_params', in the original's order.

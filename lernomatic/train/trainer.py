@@ -17,6 +17,7 @@ import torch
 
 from compat import bridge
 from compat.bookkeeping import latest_accuracy
+from compat.captured_step import portable_optimizer_state
 from compat.checkpoint import (
     HISTORY_ARRAYS,
     HISTORY_COUNTERS,
@@ -351,8 +352,8 @@ class Trainer:
         if not is_rank_zero():
             return
         say(log, self.verbose, 'Saving checkpoint (epoch %d) to %s', self.cur_epoch, fname)
-        write_checkpoint(fname, self.model.get_params(), self.optimizer.state_dict(), self.get_trainer_params(),
-                         rng_state=capture_rng_state())
+        write_checkpoint(fname, self.model.get_params(), portable_optimizer_state(self.optimizer),
+                         self.get_trainer_params(), rng_state=capture_rng_state())
 
     def load_checkpoint(self, fname: str, trusted: bool = False, restore_rng: bool = True) -> None:
         """Restore trainer params, rebuild the model from its metadata, rebuild and load the optimizer.

@@ -1,0 +1,40 @@
+"""When the default training step may skip Lightning's automatic-optimisation machinery.
+
+Lightning's automatic optimisation builds a closure and calls a dozen hooks per step; on small
+models that Python work, not the GPU, sets the pace. Where nothing listens to those hooks (plain
+32-bit precision, one device, no callback on the zero_grad, backward or optimizer-step hooks) the
+default loop runs the same forward, zero_grad, backward and step itself under manual
+optimisation, and counts each step in Lightning's progress so `global_step` holds.
+"""
+
+from __future__ import annotations
+
+import lightning
+from lightning.pytorch.plugins.precision import Precision
+from lightning.pytorch.strategies import SingleDeviceStrategy
+
+__all__ = ['lean_step_blockers', 'overridden_hooks', 'LEAN_SKIPPED_HOOKS']
+
+# The hooks that automatic optimisation calls and the lean step does not.
+LEAN_SKIPPED_HOOKS = ('on_before_zero_grad', 'on_before_backward', 'on_after_backward', 'on_before_optimizer_step')
+
+
+def overridden_hooks(trainer: lightning.Trainer, hooks: tuple[str, ...]) -> list[str]:
+    """`Callback.hook` for each callback of `trainer` that overrides one of `hooks`."""
+    found = []
+    for callback in trainer.callbacks:
+        for hook in hooks:
+            if getattr(type(callback), hook, None) is not getattr(lightning.Callback, hook):
+                found.append(f'{type(callback).__name__}.{hook}')
+    return found
+
+
+def lean_step_blockers(trainer: lightning.Trainer) -> list[str]:
+    """Why the lean step cannot stand in for automatic optimisation on `trainer`; empty when it can."""
+    blockers = []
+    if type(trainer.precision_plugin) is not Precision:
+        blockers.append(f'precision {trainer.precision_plugin.precision!r} needs Lightning to scale or cast the loss')
+    if not isinstance(trainer.strategy, SingleDeviceStrategy):
+        blockers.append(f'strategy {type(trainer.strategy).__name__} synchronises gradients in its backward')
+    blockers += [f'{hook} must run inside the step' for hook in overridden_hooks(trainer, LEAN_SKIPPED_HOOKS)]
+    return blockers
