@@ -123,7 +123,7 @@ def run_project(model_name: str, steps: int, warmup: int, batch: int, device: st
 
 
 def worker(style: str, model_name: str, steps: int, warmup: int, batch: int, device: str) -> float | None:
-    sys.path[:0] = [str(HERE.parent), str(HERE)]
+    sys.path[:0] = [path for path in (str(HERE.parent), str(HERE)) if path not in sys.path]
     if style in ('raw', 'raw_item'):
         return run_raw(model_name, steps, warmup, batch, device, sync_each_step=style == 'raw_item')
     if style == 'lightning':
@@ -148,10 +148,11 @@ def ratio(runs: Runs, model_name: str, style: str, base: str) -> float | None:
 
 
 def table(runs: Runs) -> str:
-    lines = ['| model | ' + ' | '.join(STYLES) + ' |', '| --- |' + ' --- |' * len(STYLES)]
+    first = next(iter(runs.values()))
+    lines = ['| model | ' + ' | '.join(first) + ' |', '| --- |' + ' --- |' * len(first)]
     for model_name, styles in runs.items():
         cells = []
-        for style in STYLES:
+        for style in styles:
             to_raw = ratio(runs, model_name, style, 'raw')
             cells.append('n/a (needs CUDA)' if to_raw is None else
                          f'{statistics.median(styles[style]):.0f} ({to_raw:.2f}x)')
@@ -164,7 +165,8 @@ def target_report(runs: Runs) -> str:
     lines = ['| target | model | needs | measured | verdict |', '| --- | --- | --- | --- | --- |']
     for style, base, needed, models in TARGETS:
         for model_name in models:
-            measured = ratio(runs, model_name, style, base) if model_name in runs else None
+            present = model_name in runs and style in runs[model_name] and base in runs[model_name]
+            measured = ratio(runs, model_name, style, base) if present else None
             if measured is None:
                 continue
             verdict = 'met' if measured >= needed else f'missed by {(needed - measured) / needed:.0%}'
@@ -190,6 +192,9 @@ def main() -> None:
     parser.add_argument('--warmup', type=int, default=50)
     parser.add_argument('--batch', type=int, default=128)
     parser.add_argument('--models', nargs='+', default=list(MODELS), choices=MODELS)
+    parser.add_argument('--styles', nargs='+', default=list(STYLES), choices=STYLES)
+    parser.add_argument('--in-process', action='store_true',
+                        help='run every style in this one process (no start-up per run; shares its warm state)')
     parser.add_argument('--out', type=Path, default=Path('step_throughput.json'))
     parser.add_argument('--worker', nargs=2, metavar=('STYLE', 'MODEL'), help=argparse.SUPPRESS)
     parser.add_argument('--device', default=None, help=argparse.SUPPRESS)
@@ -202,14 +207,21 @@ def main() -> None:
     import lightning
     import torch
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    runs: Runs = {m: {s: [] for s in STYLES} for m in args.models}
+    styles = tuple(style for style in STYLES if style in args.styles or style == 'raw')
+    runs: Runs = {m: {s: [] for s in styles} for m in args.models}
+
+    def measure(style: str, model_name: str) -> float | None:
+        if args.in_process:
+            return worker(style, model_name, args.steps, args.warmup, args.batch, device)
+        return run_worker(style, model_name, args, device)
+
     if not args.quick:
-        run_worker('raw', args.models[0], args, device)  # a first process warms caches and clocks: not counted
+        measure('raw', args.models[0])  # a first run warms caches and clocks: not counted
     for round_index in range(args.rounds):
-        order = STYLES if round_index % 2 == 0 else STYLES[::-1]  # A..F, F..A: a steady drift cancels out
+        order = styles if round_index % 2 == 0 else styles[::-1]  # A..F, F..A: a steady drift cancels out
         for model_name in args.models:
             for style in order:
-                rate = run_worker(style, model_name, args, device)
+                rate = measure(style, model_name)
                 runs[model_name][style].append(rate)
                 print(f'{model_name:7s} {style:10s} {rate if rate is not None else float("nan"):9.1f} steps/s',
                       flush=True)
