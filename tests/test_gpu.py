@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import zipfile
 
 import lightning
@@ -12,7 +13,7 @@ import torch
 from compat.runtime import lightning_devices
 from lernomatic.train.trainer import Trainer
 
-from conftest import TEST_DATA
+from conftest import REPO, TEST_DATA
 from helpers import state_dicts_equal
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU; none on this machine')
@@ -123,16 +124,12 @@ def test_two_gpus_nccl_end_identical(tmp_path, mode):
     assert [p for p in (tmp_path / 'rank1').rglob('*') if p.is_file()] == []
 
 
-class HandWrittenLoop(Trainer):
-    """The usual old train_epoch: records nothing, so it makes no sync of its own."""
-
-    def train_epoch(self) -> None:
-        for data, target in self.train_loader:
-            data, target = data.to(self.device), target.to(self.device)
-            loss = self.criterion(self.model.forward(data), target)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
+def bench_hand_written_trainer() -> type:
+    """The hand-written `train_epoch` the benchmarks time (records nothing, so it makes no sync of its own)."""
+    if str(REPO / 'bench') not in sys.path:
+        sys.path.insert(0, str(REPO / 'bench'))
+    from hand_written import HandWrittenTrainer
+    return HandWrittenTrainer
 
 
 @pytest.mark.gpu
@@ -156,9 +153,9 @@ def test_training_steps_make_no_host_sync(make_trainer, fixture_data, style):
                 torch.cuda.set_sync_debug_mode('default')
                 SyncDetector.checked += 1
 
-    trainer = make_trainer(HandWrittenLoop if style == 'hand_written' else Trainer, device_id=0, print_every=7,
-                           callbacks=[SyncDetector()], train_dataset=fixture_data.make(800, 11),
-                           cuda_graph=style == 'cuda_graph')
+    trainer_class = bench_hand_written_trainer() if style == 'hand_written' else Trainer
+    trainer = make_trainer(trainer_class, device_id=0, print_every=7, callbacks=[SyncDetector()],
+                           train_dataset=fixture_data.make(800, 11), cuda_graph=style == 'cuda_graph')
     try:
         trainer.train()
     finally:
