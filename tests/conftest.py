@@ -14,12 +14,11 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-ORIGINAL = Path(os.environ.get('LERNOMATIC_FIXTURES', REPO.parent / 'shared' / 'fixtures' / 'original'))
 TEST_DATA = Path(__file__).resolve().parent / 'data'
+# Files the original Lernomatic wrote (a checkpoint, a history file, the numbers it produced), with
+# the user module they name and the data recipe, both written here.
+ORIGINAL = TEST_DATA / 'original'
 
-if not (ORIGINAL / 'expected.json').is_file():
-    raise RuntimeError(f'the original Lernomatic fixtures are not at {ORIGINAL}: clone with shared/ beside the repo '
-                       'or set LERNOMATIC_FIXTURES')
 for folder in (ORIGINAL, TEST_DATA):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))

@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ORIGINAL
 from helpers import state_dicts_equal
 
 SCRIPT = Path(__file__).resolve().parent / 'ddp' / 'train_two_ranks.py'
 
 
 def run_two_ranks(mode: str, out: Path, accelerator: str = 'cpu') -> list[dict]:
-    env = dict(os.environ, LERNOMATIC_FIXTURES=str(ORIGINAL), PYTHONUNBUFFERED='1')
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
     run = subprocess.run([sys.executable, str(SCRIPT), mode, str(out), '--accelerator', accelerator],
                          capture_output=True, text=True, timeout=300, env=env, cwd=out)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]

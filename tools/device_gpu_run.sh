@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine (device tool): the whole suite on CUDA, the main job, and (with 2 GPUs) DDP on NCCL.
-# The fixtures travel in .devshared/ and wheels the machine lacks (greenlet) in .whl/: both git-ignored,
-# both named in `carry`.
+# Wheels the machine lacks (greenlet) travel in .whl/: git-ignored, named in `carry`.
 set -uo pipefail
-export LERNOMATIC_FIXTURES=$PWD/.devshared/original PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
+export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
 python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 python3 -c 'import torch, lightning, torchmetrics, numpy, greenlet; print("torch", torch.__version__, "lightning", lightning.__version__, "torchmetrics", torchmetrics.__version__, "numpy", numpy.__version__, "greenlet", greenlet.__version__)'

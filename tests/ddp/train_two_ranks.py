@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent / 'data'), os.environ['LERNOMATIC_FIXTURES']]
+sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent / 'data'), str(HERE.parent / 'data' / 'original')]
 
 from lernomatic.train.trainer import Trainer  # noqa: E402
 
