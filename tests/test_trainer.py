@@ -59,11 +59,23 @@ def test_loaders_follow_the_options(make_trainer, fixture_data):
     assert len(trainer.loss_history) == 30 and len(trainer.val_loss_history) == 9 and len(trainer.acc_history) == 9
 
 
-def test_unknown_kwargs_are_named():
+def test_unknown_kwargs_are_ignored_with_one_warning(caplog):
+    """As the original did: zoo trainers and callers pass kwargs nobody uses (test_batch_size=1)."""
+    with caplog.at_level(logging.WARNING, logger='lernomatic'):
+        trainer = Trainer(None, num_epoch=3, test_batch_size=1)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "'num_epoch': Did you mean 'num_epochs'" in warnings[0]
+    assert "'test_batch_size'" in warnings[0]
+    assert trainer.num_epochs == 10 and not hasattr(trainer, 'num_epoch') and not hasattr(trainer, 'test_batch_size')
+
+
+def test_strict_makes_unknown_kwargs_an_error(monkeypatch):
     with pytest.raises(ConfigError, match=r"'num_epoch'.*Did you mean 'num_epochs'"):
-        Trainer(None, num_epoch=3)
+        Trainer(None, num_epoch=3, strict=True)
+    monkeypatch.setenv('LERNOMATIC_STRICT', '1')
     with pytest.raises(TypeError, match="'bogus'"):
         Trainer(None, bogus=1)
+    Trainer(None, bogus=1, strict=False)  # the kwarg wins over the environment
 
 
 @pytest.mark.parametrize('kwargs, message', [

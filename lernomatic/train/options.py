@@ -8,8 +8,9 @@ from typing import Any
 
 import torch
 
-from compat.errors import ConfigError, close_names
+from compat.errors import ConfigError
 from compat.factories import criterion_class, optimizer_class
+from compat.kwargs import report_unknown_kwargs
 
 __all__ = ['Option', 'TRAINER_OPTIONS', 'LIGHTNING_OPTIONS', 'TRAINER_PARAM_KEYS', 'resolve_options']
 
@@ -44,6 +45,11 @@ def _device_id(name: str, value: Any) -> None:
 def _flag(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise ConfigError(f'{name} must be True or False, got {value!r}')
+
+
+def _optional_flag(name: str, value: Any) -> None:
+    if value is not None:
+        _flag(name, value)
 
 
 def _early_stop(name: str, value: Any) -> None:
@@ -99,6 +105,8 @@ TRAINER_OPTIONS: dict[str, Option] = {
                          _early_stop),
     'tb_writer': Option(None, 'a torch.utils.tensorboard.SummaryWriter for the Lernomatic tags'),
     'stop_on_nonfinite': Option(True, 'stop with NonFiniteLossError when the training loss is NaN or Inf'),
+    'strict': Option(None, 'unknown kwargs: True raises ConfigError, False warns; None: LERNOMATIC_STRICT decides',
+                     _optional_flag),
 }
 
 LIGHTNING_OPTIONS: dict[str, Option] = {
@@ -118,14 +126,16 @@ TRAINER_PARAM_KEYS = ('num_epochs', 'learning_rate', 'momentum', 'weight_decay',
                       'shuffle')
 
 
-def resolve_options(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """Every option's value: the caller's where given, else the default. Unknown names and bad values raise."""
+def resolve_options(kwargs: Mapping[str, Any], owner: str = 'Trainer') -> dict[str, Any]:
+    """Every option's value: the caller's where given, else the default. Bad values raise.
+
+    Unknown names are ignored with one warning, as the original ignored them (zoo trainers pass
+    kwargs the base does not know); `strict=True` or LERNOMATIC_STRICT=1 makes them an error.
+    """
     known = {**TRAINER_OPTIONS, **LIGHTNING_OPTIONS}
-    unknown = [name for name in kwargs if name not in known]
-    if unknown:
-        hints = ''.join(f' {name!r}:{close_names(name, known) or " no close option."}' for name in unknown)
-        raise ConfigError(f'unknown Trainer option(s) {", ".join(map(repr, unknown))}.{hints} '
-                          'Subclasses pop their own options before calling Trainer.__init__.')
+    strict = kwargs.get('strict')
+    _optional_flag('strict', strict)
+    report_unknown_kwargs(owner, [name for name in kwargs if name not in known], known, strict)
     values = {name: kwargs.get(name, option.default) for name, option in known.items()}
     for name, option in known.items():
         if option.check is not None and name in kwargs:

@@ -73,7 +73,7 @@ class Trainer:
 
     def __init__(self, model: Any = None, **kwargs: Any) -> None:
         self.model = model
-        for name, value in resolve_options(kwargs).items():
+        for name, value in resolve_options(kwargs, type(self).__name__).items():
             setattr(self, name, value)
         self.cur_epoch = 0
         self.start_epoch = 0
