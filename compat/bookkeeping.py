@@ -19,12 +19,12 @@ import torch
 
 from compat.distributed import is_rank_zero
 from compat.errors import NonFiniteLossError
-from compat.history import flush_histories, push_history
+from compat.history import declared_histories, flush_histories, push_history
 from compat.logs import get_logger, say
 from compat.runtime import lightning_logger
 
 __all__ = ['LernomaticBookkeeping', 'end_of_epoch', 'iteration_checkpoint_path', 'best_checkpoint_path',
-           'history_path', 'emit_scalar']
+           'history_path', 'emit_scalar', 'check_losses_finite', 'weights_finite']
 
 log = get_logger('train')
 
@@ -79,6 +79,42 @@ def _should_stop(legacy: Any) -> bool:
     return False
 
 
+def check_losses_finite(legacy: Any) -> None:
+    """Stop with the epoch and iteration of the first NaN / Inf training loss recorded since the last check.
+
+    Reads the training histories (`loss_history`, and a hand-written loop's own loss arrays indexed
+    by `loss_iter`, such as a GAN's) from where the last check ended: one copy of the buffered
+    device values, so training adds no per-step work for it on the GPU. Called where a value is
+    read anyway: every `print_every` iterations, before each checkpoint, at the end of each epoch.
+    """
+    state = legacy._run_state
+    start, end = state.finite_upto, legacy.loss_iter
+    if not legacy.stop_on_nonfinite or start >= end:
+        return
+    per_epoch = max(len(legacy.train_loader), 1) if legacy.train_loader is not None else 1
+    for name, counter in declared_histories(legacy).items():
+        if name != 'loss_history' and counter is not None:
+            continue  # validation and accuracy histories, or histories with counters of their own
+        array = getattr(legacy, name, None)
+        if not isinstance(array, np.ndarray) or array.ndim != 1 or array.dtype.kind != 'f':
+            continue
+        bad = np.flatnonzero(~np.isfinite(array[start:min(end, len(array))]))
+        if len(bad):
+            first = start + int(bad[0])
+            where = '' if name == 'loss_history' else f' in {name}'
+            raise NonFiniteLossError(
+                f'training loss is {array[first]} at iteration {first} (epoch {first // per_epoch}, '
+                f'batch {first % per_epoch}){where}: stopped before writing more checkpoints. Lower the learning '
+                'rate or check the data; stop_on_nonfinite=False trains on regardless')
+    state.finite_upto = end
+
+
+def weights_finite(model: Any) -> bool:
+    """Whether every parameter of a LernomaticModel is finite (one device read)."""
+    params = [p.detach() for p in model.get_model_parameters()]
+    return not params or bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
+
+
 def end_of_epoch(legacy: Any) -> bool:
     """Check the stop rules, advance `cur_epoch`, save the history; True when training should stop.
 
@@ -89,6 +125,8 @@ def end_of_epoch(legacy: Any) -> bool:
     stop = _should_stop(legacy)
     if not stop:
         legacy.cur_epoch += 1
+    position = legacy._run_state.position
+    position.phase, position.epoch, position.batches_done = 'idle', legacy.cur_epoch, 0
     if legacy.save_hist:
         legacy.save_history(history_path(legacy))
     return stop
@@ -117,26 +155,29 @@ class LernomaticBookkeeping(lightning.Callback):
         self.hand_written = hand_written
         self.finish_epochs = finish_epochs
         self._eval_losses: dict[str, list[torch.Tensor]] = {}
-        self._checked_upto = 0  # loss_history[:_checked_upto] is known to be finite
         self._epoch_started = 0.0
 
     # ---- training
     def on_train_epoch_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
         self._epoch_started = time.perf_counter()
-        self._checked_upto = self.legacy.loss_iter
+        self.legacy._run_state.finite_upto = self.legacy.loss_iter
 
     def on_train_batch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         legacy = self.legacy
+        if 'train' in self.hand_written:
+            if legacy.loss_iter % legacy.print_every == 0:
+                check_losses_finite(legacy)  # the loop's own records: plain numpy, read where the default does
+            return
         loss = _as_loss(outputs)
-        if loss is None or 'train' in self.hand_written:
+        if loss is None:
             return
         push_history(legacy, 'loss_history', legacy.loss_iter, loss)
         legacy.loss_iter += 1
         reporting = legacy.loss_iter % legacy.print_every == 0
         saving = legacy.save_every > 0 and legacy.loss_iter % legacy.save_every == 0
         if reporting or saving:
-            self._check_finite()  # reads the device: only where a value is read anyway
+            check_losses_finite(legacy)  # reads the device: only where a value is read anyway
         if reporting:
             value = loss.item()
             pl_module.log('loss', value, prog_bar=True, logger=False)
@@ -147,29 +188,6 @@ class LernomaticBookkeeping(lightning.Callback):
             legacy.apply_lr_schedule()
         if legacy.mtm_scheduler is not None:
             legacy.apply_mtm_schedule()
-
-    def _check_finite(self) -> None:
-        """Stop with the epoch and iteration of the first NaN / Inf loss, before any checkpoint holds it.
-
-        Reads the losses recorded since the last check from the history (one copy of the buffered
-        device values), so training adds no per-step work for it on the GPU.
-        """
-        legacy = self.legacy
-        if not legacy.stop_on_nonfinite or 'train' in self.hand_written or self._checked_upto >= legacy.loss_iter:
-            return  # a hand-written loop keeps its own records
-        fresh = legacy.loss_history[self._checked_upto:legacy.loss_iter]
-        bad = np.flatnonzero(~np.isfinite(fresh))
-        if len(bad) == 0:
-            self._checked_upto = legacy.loss_iter
-            return
-        first = self._checked_upto + int(bad[0])
-        losses = legacy.loss_history
-        self._checked_upto = legacy.loss_iter
-        per_epoch = max(len(legacy.train_loader), 1)
-        raise NonFiniteLossError(
-            f'training loss is {losses[first]} at iteration {first} (epoch {first // per_epoch}, batch '
-            f'{first % per_epoch}): stopped before writing more checkpoints. Lower the learning rate or check '
-            'the data; stop_on_nonfinite=False trains on regardless')
 
     def _report_training(self, loss: float, batch_idx: int, num_batches: Any) -> None:
         legacy = self.legacy
@@ -187,7 +205,7 @@ class LernomaticBookkeeping(lightning.Callback):
         if hasattr(pl_module, 'close_training_epoch'):
             pl_module.close_training_epoch()
         flush_histories(legacy)
-        self._check_finite()
+        check_losses_finite(legacy)
         say(log, legacy.verbose, 'Epoch %d [%r] took %.2fs', legacy.cur_epoch + 1, legacy,
             time.perf_counter() - self._epoch_started)
         if self.finish_epochs and end_of_epoch(legacy):
@@ -233,6 +251,10 @@ class LernomaticBookkeeping(lightning.Callback):
         emit_scalar(legacy, 'loss/val', mean_loss, legacy.val_loss_iter)
         emit_scalar(legacy, 'acc/val', accuracy, legacy.acc_iter)
         if accuracy > legacy.best_acc:
+            if not weights_finite(legacy.model):
+                log.warning('[%r] accuracy %.4f at epoch %d, but the weights hold NaN or Inf: not counted as the '
+                            'best, no best checkpoint written', legacy, accuracy, legacy.cur_epoch)
+                return
             legacy.best_acc = accuracy
             if legacy.save_best:
                 legacy.save_checkpoint(best_checkpoint_path(legacy))

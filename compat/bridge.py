@@ -18,9 +18,10 @@ from typing import Any
 
 import lightning
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 
 from compat.adapter import evaluate_batch
-from compat.bookkeeping import LernomaticBookkeeping
+from compat.bookkeeping import LernomaticBookkeeping, end_of_epoch
 from compat.captured_step import CapturedStep, captured_step_blockers
 from compat.checkpoint import optimizer_state_to
 from compat.ddp import HandWrittenLoopDDP, average_gradients, strategy_for_hand_written_loops
@@ -28,7 +29,8 @@ from compat.errors import ConfigError
 from compat.lean_step import lean_step_blockers
 from compat.legacy_loop import EpochRunner, FedLoader
 from compat.metrics import TopOneAccuracy
-from compat.rng import restore_pending
+from compat.resume import ResumePoint
+from compat.rng import capture_rng_state, restore_rng_state
 from compat.routed_optimizer import RoutedOptimizer, unwrap_optimizer
 from compat.runtime import build_lightning_trainer, quiet_lightning
 
@@ -36,7 +38,6 @@ __all__ = ['EpochBridge', 'fit_epochs', 'run_train_epoch', 'run_eval_epoch', 'ba
 
 STAGE_METHODS = {'train': 'train_epoch', 'val': 'val_epoch', 'test': 'test_epoch'}
 _STAGE_LOADERS = {'train': 'train_loader', 'val': 'val_loader', 'test': 'test_loader'}
-_ACTIVE = '_lernomatic_active_bridge'
 # Set by Lightning around every hook call: kept out of nn.Module.__setattr__, whose checks cost more than the hook.
 _PLAIN_ATTRIBUTES = frozenset({'_current_fx_name'})
 
@@ -67,7 +68,8 @@ class EpochBridge(lightning.LightningModule):
         hand_written: the stages whose epoch method the trainer's subclass overrides.
     """
 
-    def __init__(self, legacy: Any, eval_stages: list[str], hand_written: frozenset[str] = frozenset()) -> None:
+    def __init__(self, legacy: Any, eval_stages: list[str], hand_written: frozenset[str] = frozenset(),
+                 resume: ResumePoint | None = None) -> None:
         super().__init__()
         self.legacy = legacy
         self.eval_stages = eval_stages
@@ -93,6 +95,9 @@ class EpochBridge(lightning.LightningModule):
         self._captured: CapturedStep | None = None
         self._steppers: dict[int, Any] = {}
         self._direct_steps = False
+        self._resume = resume  # applied when the first training epoch starts
+        self._skip = 0  # training batches of this epoch a resumed run already trained
+        self._rng_after_skip: dict[str, Any] | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _PLAIN_ATTRIBUTES:
@@ -149,6 +154,12 @@ class EpochBridge(lightning.LightningModule):
         return self.legacy.model.forward(data)
 
     def training_step(self, batch: Any, batch_idx: int) -> Any:
+        self.legacy._run_state.position.batches_done = batch_idx + 1
+        if batch_idx < self._skip:
+            if batch_idx + 1 == self._skip:  # the generators as they were when the checkpoint was written
+                restore_rng_state(self._rng_after_skip)
+                self._skip, self._rng_after_skip = 0, None
+            return None
         if self.hand_written_train:
             self.runners['train'].feed(batch)
             return None
@@ -198,7 +209,10 @@ class EpochBridge(lightning.LightningModule):
         self.legacy.device = self.device
 
     def on_train_epoch_start(self) -> None:
-        restore_pending(self.legacy)  # before this epoch's sampler draws its order
+        self._apply_resume_point()  # before this epoch's sampler draws its order
+        position = self.legacy._run_state.position
+        position.phase, position.epoch, position.batches_done = 'train', self.legacy.cur_epoch, 0
+        position.epoch_rng_state = capture_rng_state()
         self._ended_early = False
         if 'train' in self.runners:
             self.runners['train'].start()
@@ -223,6 +237,22 @@ class EpochBridge(lightning.LightningModule):
             self.trainer.validating = True
             self.trainer.fit_loop.epoch_loop.val_loop.run()
             self.trainer.training = True
+
+    def _apply_resume_point(self) -> None:
+        """Continue where a loaded checkpoint was written (once, at the first epoch of the run).
+
+        Inside an epoch: replay its start (the generators as they were, so the same order and worker
+        seeds), then skip the batches already trained, restoring the generators after the last one.
+        Between epochs: the generators as they were when the checkpoint was written.
+        """
+        point, self._resume = self._resume, None
+        if point is None or point.rng_state is None:
+            return
+        if point.phase == 'train' and point.epoch == self.legacy.cur_epoch and point.batches_done > 0:
+            restore_rng_state(point.epoch_rng_state)
+            self._skip, self._rng_after_skip = point.batches_done, point.rng_state
+        else:
+            restore_rng_state(point.rng_state)
 
     def _optimizer_step(self, optimizer: torch.optim.Optimizer, closure: Any, kwargs: dict) -> Any:
         scaler = getattr(self.trainer.precision_plugin, 'scaler', None)
@@ -258,6 +288,8 @@ class EpochBridge(lightning.LightningModule):
     # ---- hand-written evaluation loops
     def on_validation_epoch_start(self) -> None:
         self._eval_stage = None
+        if self.trainer.state.fn == TrainerFn.FITTING:
+            self.legacy._run_state.position.phase = 'validated'  # the epoch's training is done
 
     def _enter_eval_stage(self, stage: str) -> None:
         if self._eval_stage == stage:
@@ -299,14 +331,16 @@ def _session(legacy: Any, bridge: EpochBridge, verbose: bool) -> Iterator[None]:
     Lightning's teardown moves modules and optimizer state to the CPU; old code goes on using
     them on `trainer.device` after `train()` returns, so they are put back.
     """
-    legacy.__dict__[_ACTIVE] = bridge
+    state = legacy._run_state
+    state.bridge = bridge
     bridge.install()
     try:
         with quiet_lightning(verbose):
             yield
     finally:
         bridge.uninstall()
-        legacy.__dict__.pop(_ACTIVE, None)
+        state.bridge = None
+        state.position.phase, state.position.batches_done = 'idle', 0
         bridge.to(legacy.device)
         legacy._send_to_device()
         for optimizer in held_optimizers(legacy).values():
@@ -322,10 +356,29 @@ def _start_at_epoch(trainer: lightning.Trainer, epoch: int) -> None:
         progress.ready = progress.started = progress.processed = progress.completed = epoch
 
 
+def _finish_validated_epoch(legacy: Any, point: ResumePoint | None) -> tuple[ResumePoint | None, bool]:
+    """A checkpoint written after its epoch's validation: do what that run did next (the end of the epoch).
+
+    Returns the resume point left for the next epoch's start, and whether the stop rules ended the run.
+    """
+    if point is None or point.phase != 'validated' or point.epoch != legacy.cur_epoch:
+        return point, False
+    stop = end_of_epoch(legacy)
+    restore_rng_state(point.rng_state)
+    return ResumePoint('idle', legacy.cur_epoch, 0, point.counters, point.best_acc, None, point.rng_state), stop
+
+
 def fit_epochs(legacy: Any, hand_written: frozenset[str] = frozenset()) -> None:
-    """Train from `legacy.cur_epoch` to `legacy.num_epochs` on Lightning's fit loop."""
+    """Train from `legacy.cur_epoch` to `legacy.num_epochs` on Lightning's fit loop.
+
+    A resume point left by `load_checkpoint` is used (once): the run continues where it was written.
+    """
+    point, legacy._run_state.resume = legacy._run_state.resume, None
+    point, stopped = _finish_validated_epoch(legacy, point)
+    if stopped or legacy.cur_epoch >= legacy.num_epochs:
+        return
     stages = _eval_stages(legacy)
-    bridge = EpochBridge(legacy, stages, hand_written)
+    bridge = EpochBridge(legacy, stages, hand_written, resume=point)
     hand_written = bridge.hand_written
     strategy = strategy_for_hand_written_loops(legacy.strategy) if 'train' in hand_written else legacy.strategy
     with _session(legacy, bridge, legacy.verbose):
@@ -358,7 +411,7 @@ def run_eval_epoch(legacy: Any, stage: str) -> None:
 
 def backward(legacy: Any, loss: torch.Tensor) -> None:
     """`loss.backward()`, through Lightning (loss scaling under '16-mixed') while the trainer is training."""
-    bridge = legacy.__dict__.get(_ACTIVE)
+    bridge = legacy._run_state.bridge
     if bridge is None or not bridge.hand_written_train:
         loss.backward()
     else:

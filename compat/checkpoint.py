@@ -1,40 +1,52 @@
-"""The Lernomatic file formats: trainer checkpoints and history files.
+"""Reading and writing the Lernomatic file formats (`compat.schema`), every field checked before use.
 
-Both are `torch.save` dicts. Checkpoints: `{'model': <model metadata>, 'optim': <optimizer
-state>, 'trainer_params': {...}}`; history files: counters and numpy arrays. Keys, order and
-types are the original's, so the original reads what we write and we read what it wrote.
+A file is input from a stranger: the readers check each field's type, range and shape and raise
+`CheckpointError` naming the file and the field, so a loader can validate a whole file before it
+changes anything. Keys, order and types written are the original's, so the original reads what we
+write and we read what it wrote.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from compat.errors import CheckpointError
 from compat.model_import import check_model_params
+from compat.schema import CHECKPOINT_KEYS, HISTORY_KEYS, TRAINER_PARAMS
 from compat.serialization import atomic_save, safe_load
+from compat.trust import current_policy
 
-__all__ = ['CHECKPOINT_KEYS', 'HISTORY_KEYS', 'write_checkpoint', 'read_checkpoint', 'read_model_params',
-           'write_history', 'read_history', 'optimizer_state_to']
+__all__ = ['write_checkpoint', 'read_checkpoint', 'read_model_params', 'check_trainer_params',
+           'check_optimizer_state', 'optimizer_state_to', 'write_history', 'read_history', 'describe_contents',
+           'field_error']
 
-CHECKPOINT_KEYS = ('model', 'optim', 'trainer_params')
-HISTORY_COUNTERS = ('loss_iter', 'val_loss_iter', 'acc_iter', 'cur_epoch', 'iter_per_epoch')
-HISTORY_ARRAYS = ('loss_history', 'val_loss_history', 'acc_history')
-HISTORY_KEYS = HISTORY_COUNTERS + HISTORY_ARRAYS
+MAX_OPTIMIZER_ENTRIES = 1_000_000
+# Optimizer state kept element-wise per parameter by torch.optim (Adam, SGD, RMSprop, Adagrad, ...): these
+# must have the parameter's shape. Other state (LBFGS's flat history, Adafactor's factored variances)
+# has shapes of its own.
+_PER_ELEMENT_STATE = frozenset({'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq', 'momentum_buffer', 'square_avg',
+                                'grad_avg', 'acc_delta', 'sum', 'ax', 'prev', 'step_size', 'exp_inf'})
+
+
+def field_error(fname: Any, field: str, reason: str) -> CheckpointError:
+    """The one shape of a refusal: the file, the field, what is wrong."""
+    return CheckpointError(f'{fname}: {field}: {reason}')
 
 
 def write_checkpoint(fname: str | os.PathLike, model_params: Mapping[str, Any], optim_state: Mapping[str, Any],
                      trainer_params: Mapping[str, Any], **extra: Any) -> None:
-    """Write a trainer checkpoint atomically; `extra` keys follow the original three."""
+    """Write a trainer checkpoint atomically; `extra` keys (rng_state, resume) follow the original three."""
     atomic_save({'model': dict(model_params), 'optim': optim_state, 'trainer_params': dict(trainer_params), **extra},
                 fname)
 
 
-def _kind_of(data: Any) -> str:
-    """Name what a file holds when it is not a Lernomatic checkpoint, and what to do instead."""
+def describe_contents(data: Any) -> str:
+    """Name what a file holds when it is not what was expected, and what to do instead."""
     if isinstance(data, Mapping):
         if 'pytorch-lightning_version' in data or ('state_dict' in data and 'loops' in data):
             return ('a Lightning .ckpt: resume it with lightning.Trainer.fit(..., ckpt_path=...) '
@@ -54,15 +66,89 @@ def read_checkpoint(fname: str | os.PathLike, trusted: bool = False, required: t
     if not isinstance(data, Mapping) or not all(key in data for key in required):
         missing = [k for k in required if not isinstance(data, Mapping) or k not in data]
         raise CheckpointError(f'{fname}: not a Lernomatic checkpoint (missing {", ".join(missing)}): '
-                              f'the file holds {_kind_of(data)}')
+                              f'the file holds {describe_contents(data)}')
     return dict(data)
 
 
-def read_model_params(data: Mapping[str, Any], fname: str | os.PathLike, model_key: str = 'model') -> Mapping[str, Any]:
-    """The model metadata stored under `model_key`, checked for every required key."""
+def read_model_params(data: Mapping[str, Any], fname: str | os.PathLike, model_key: str = 'model') -> dict[str, Any]:
+    """The model metadata stored under `model_key`, every field checked."""
     if not isinstance(data, Mapping) or model_key not in data:
-        raise CheckpointError(f'{fname}: no model under key {model_key!r}: the file holds {_kind_of(data)}')
-    return check_model_params(data[model_key], f'{fname} [{model_key!r}]')
+        raise CheckpointError(f'{fname}: no model under key {model_key!r}: the file holds {describe_contents(data)}')
+    return check_model_params(data[model_key], f'[{model_key!r}]', current_policy())
+
+
+def check_trainer_params(params: Any, fname: Any) -> dict[str, Any]:
+    """'trainer_params' with every documented key present and of the documented type and range.
+
+    Keys a subclass added ('beta1', ...) are left for its own `set_trainer_params` to read.
+    """
+    if not isinstance(params, Mapping):
+        raise field_error(fname, "['trainer_params']", f'expected a dict, got {type(params).__name__}')
+    missing = [key for key in TRAINER_PARAMS if key not in params]
+    if missing:
+        raise field_error(fname, "['trainer_params']", f'missing key(s) {", ".join(missing)}')
+    for key, check in TRAINER_PARAMS.items():
+        reason = check(params[key])
+        if reason:
+            raise field_error(fname, f"['trainer_params'][{key!r}]", f'{params[key]!r} {reason}')
+    return dict(params)
+
+
+def _plain_hyperparameter(value: Any) -> bool:
+    if isinstance(value, (bool, int, float, str, type(None), np.number, np.bool_)):
+        return True
+    if isinstance(value, torch.Tensor):
+        return value.dim() == 0
+    return isinstance(value, (tuple, list)) and len(value) <= 16 and all(_plain_hyperparameter(v) for v in value)
+
+
+def _optimizer_state_value(value: Any) -> bool:
+    if isinstance(value, torch.Tensor) or _plain_hyperparameter(value):
+        return True
+    return isinstance(value, (list, tuple)) and len(value) <= 10_000 and all(
+        isinstance(v, torch.Tensor) or _plain_hyperparameter(v) for v in value)
+
+
+def check_optimizer_state(state: Any, params: Sequence[torch.Tensor], fname: Any, field: str = "['optim']") -> None:
+    """`optimizer.state_dict()` from a file, checked against the parameters it is for, before loading it.
+
+    Args:
+        state: the stored state dict.
+        params: the parameters the optimizer steps, in `state_dict` order.
+        fname: the file, for error messages.
+        field: where `state` sits in the file.
+    """
+    if not isinstance(state, Mapping) or not isinstance(state.get('state'), Mapping) \
+            or not isinstance(state.get('param_groups'), (list, tuple)):
+        raise field_error(fname, field, "expected an optimizer state dict with 'state' and 'param_groups'")
+    indices: list[int] = []
+    for number, group in enumerate(state['param_groups']):
+        where = f"{field}['param_groups'][{number}]"
+        if not isinstance(group, Mapping) or not isinstance(group.get('params'), (list, tuple)):
+            raise field_error(fname, where, "expected a dict with a 'params' list")
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in group['params']):
+            raise field_error(fname, f"{where}['params']", 'parameter ids must be integers')
+        indices += group['params']
+        for key, value in group.items():
+            if key != 'params' and (not isinstance(key, str) or not _plain_hyperparameter(value)):
+                raise field_error(fname, f'{where}[{key!r}]', f'a {type(value).__name__} is not a hyperparameter')
+    if len(indices) != len(params) or len(set(indices)) != len(indices):
+        raise field_error(fname, f"{field}['param_groups']", f'covers {len(indices)} parameter tensors, '
+                          f'the model has {len(params)}')
+    shape_of = {index: tuple(param.shape) for index, param in zip(indices, params, strict=True)}
+    if len(state['state']) > MAX_OPTIMIZER_ENTRIES:
+        raise field_error(fname, f"{field}['state']", 'too many entries')
+    for index, entry in state['state'].items():
+        where = f"{field}['state'][{index!r}]"
+        if index not in shape_of or not isinstance(entry, Mapping):
+            raise field_error(fname, where, 'not the state of one of the parameters')
+        for key, value in entry.items():
+            if key in _PER_ELEMENT_STATE and isinstance(value, torch.Tensor) \
+                    and tuple(value.shape) != shape_of[index]:
+                raise field_error(fname, f'{where}[{key!r}]', f'shape {tuple(value.shape)} but the parameter '
+                                  f'has {shape_of[index]}')
+            if not _optimizer_state_value(value):
+                raise field_error(fname, f'{where}[{key!r}]', f'a {type(value).__name__} is not optimizer state')
 
 
 def optimizer_state_to(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
@@ -80,12 +166,12 @@ def write_history(fname: str | os.PathLike, record: Mapping[str, Any]) -> None:
 
 
 def read_history(fname: str | os.PathLike, trusted: bool = False) -> dict[str, Any]:
-    """Read a history file safely and check that every documented key is present."""
+    """Read a history file safely and check that every documented key is present (values: `compat.history`)."""
     data = safe_load(fname, trusted=trusted)
     if not isinstance(data, Mapping):
-        raise CheckpointError(f'{fname}: not a Lernomatic history file: it holds {_kind_of(data)}')
+        raise CheckpointError(f'{fname}: not a Lernomatic history file: it holds {describe_contents(data)}')
     missing = [key for key in HISTORY_KEYS if key not in data]
     if missing:
         raise CheckpointError(f'{fname}: not a Lernomatic history file, missing key(s) {", ".join(missing)}: '
-                              f'it holds {_kind_of(data)}')
+                              f'it holds {describe_contents(data)}')
     return dict(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -12,24 +13,39 @@ __all__ = ['criterion_class', 'optimizer_class', 'build_criterion', 'build_optim
            'set_optimizer_momentum']
 
 
+@functools.cache
+def _loss_classes() -> dict[str, type]:
+    """The loss classes of `torch.nn` (those defined in `torch.nn.modules.loss`), by name."""
+    return {name: value for name, value in vars(torch.nn).items()
+            if isinstance(value, type) and issubclass(value, torch.nn.Module)
+            and value.__module__ == 'torch.nn.modules.loss' and not name.startswith('_')}
+
+
+@functools.cache
+def _optimizer_classes() -> dict[str, type]:
+    """The optimizer classes of `torch.optim` (the `Optimizer` base itself excluded), by name."""
+    return {name: value for name, value in vars(torch.optim).items()
+            if isinstance(value, type) and issubclass(value, torch.optim.Optimizer)
+            and value is not torch.optim.Optimizer and not name.startswith('_')}
+
+
 def criterion_class(loss_function: Any) -> type:
-    """The `torch.nn` class named `loss_function`; a ConfigError lists close names otherwise."""
-    found = getattr(torch.nn, loss_function, None) if isinstance(loss_function, str) else None
-    if not isinstance(found, type) or not issubclass(found, torch.nn.Module):
-        losses = [n for n in dir(torch.nn) if n.endswith('Loss')]
+    """The `torch.nn` loss class named `loss_function` (not any attribute of torch.nn); ConfigError otherwise."""
+    losses = _loss_classes()
+    found = losses.get(loss_function) if isinstance(loss_function, str) else None
+    if found is None:
         raise ConfigError(f'loss_function={loss_function!r} is not a loss class in torch.nn.'
                           f'{close_names(str(loss_function), losses)}')
     return found
 
 
 def optimizer_class(optim_function: Any) -> type:
-    """The `torch.optim` class named `optim_function`; a ConfigError lists close names otherwise."""
-    found = getattr(torch.optim, optim_function, None) if isinstance(optim_function, str) else None
-    if not isinstance(found, type) or not issubclass(found, torch.optim.Optimizer):
-        names = [n for n in dir(torch.optim) if isinstance(getattr(torch.optim, n), type)
-                 and issubclass(getattr(torch.optim, n), torch.optim.Optimizer)]
+    """The `torch.optim` optimizer class named `optim_function`; a ConfigError lists close names otherwise."""
+    optimizers = _optimizer_classes()
+    found = optimizers.get(optim_function) if isinstance(optim_function, str) else None
+    if found is None:
         raise ConfigError(f'optim_function={optim_function!r} is not an optimizer in torch.optim.'
-                          f'{close_names(str(optim_function), names)}')
+                          f'{close_names(str(optim_function), optimizers)}')
     return found
 
 

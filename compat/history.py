@@ -133,3 +133,71 @@ def resize_histories(obj: Any, old_epochs: int, new_epochs: int, reinit: Callabl
         setattr(obj, name, new)
     for name, value in counters.items():
         setattr(obj, name, value)
+
+
+# ---- declared histories: what a history file may set on a trainer
+_BASE_HISTORIES = (('loss_history', 'loss_iter'), ('val_loss_history', 'val_loss_iter'), ('acc_history', 'acc_iter'))
+_EPOCH_COUNTERS = ('cur_epoch', 'iter_per_epoch')
+MAX_COUNTER = 10 ** 12
+
+
+def declared_histories(obj: Any) -> dict[str, str | None]:
+    """Every history `obj` holds, with the counter that indexes it (None where it has no counter of its own).
+
+    The base trainer's three are always declared; a subclass declares its own by allocating a
+    `*_history` attribute (an array, or None until it has data) in its `_init_history`, as old
+    subclasses did; its counter is the matching `*_iter` attribute when there is one.
+    """
+    declared: dict[str, str | None] = dict(_BASE_HISTORIES)
+    for name in history_names(obj):
+        if name not in declared and isinstance(vars(obj)[name], (np.ndarray, type(None))):
+            counter = name[:-len('_history')] + '_iter'
+            declared[name] = counter if counter in counter_names(obj) else None
+    return declared
+
+
+class HistoryFileError(ValueError):
+    """A history file value that is not what its key declares: the message names the key."""
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) \
+        and 0 <= value <= MAX_COUNTER
+
+
+def _checked_array(key: str, value: Any, current: Any) -> np.ndarray | None:
+    if value is None:
+        return None
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in 'biuf' or value.ndim < 1:
+        raise HistoryFileError(f'{key!r} must be a numeric numpy array or None, got {type(value).__name__} '
+                               f'{getattr(value, "dtype", "")}'.rstrip())
+    if isinstance(current, np.ndarray) and (value.ndim != current.ndim or value.shape[1:] != current.shape[1:]):
+        raise HistoryFileError(f'{key!r} has shape {value.shape}, this trainer keeps {current.shape}')
+    return np.array(value)  # an own, writable copy
+
+
+def checked_history_values(obj: Any, data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The values of a history file that `obj` declares, each checked; and the keys it does not declare.
+
+    Counters are integers from 0 to the length of their array; arrays are numeric numpy arrays (or
+    None) shaped like the trainer's own. Nothing is set here: the caller applies all or nothing.
+    """
+    declared = declared_histories(obj)
+    counters = {counter for counter in declared.values() if counter} | set(_EPOCH_COUNTERS)
+    values: dict[str, Any] = {}
+    unknown: list[str] = []
+    for key, value in data.items():
+        if key in declared:
+            values[key] = _checked_array(key, value, vars(obj).get(key))
+        elif key in counters:
+            if not _is_count(value):
+                raise HistoryFileError(f'{key!r} must be an integer from 0 to {MAX_COUNTER}, got {value!r}')
+            values[key] = int(value)
+        else:
+            unknown.append(str(key))
+    for name, counter in declared.items():
+        array = values.get(name, vars(obj).get(name))
+        count = values.get(counter) if counter else None
+        if count and array is not None and count > len(array):  # None: the counter indexes other arrays (a GAN's)
+            raise HistoryFileError(f'{counter!r} is {count} but {name!r} holds {len(array)} values')
+    return values, unknown

@@ -1,82 +1,200 @@
-"""Rebuild models from the import metadata that Lernomatic checkpoints carry."""
+"""Rebuild models from the import metadata that Lernomatic checkpoints carry, calling nothing unchecked.
+
+The metadata names a wrapper class (a `LernomaticModel` subclass), an `nn.Module` class and the
+kwargs to build it with. Before anything is called: every field has its type, the names pass the
+trust policy (`compat.trust`), the wrapper class is a `LernomaticModel` subclass and the module
+class an `nn.Module` subclass, and the kwargs are plain values of a sane size. The module class
+must also be one the wrapper stands for: the class its wrapper declares, a class defined beside the
+wrapper class, or one under a trusted prefix. Where the module can be built on PyTorch's 'meta'
+device, its tensor shapes are compared with the file's before any real memory is allocated.
+"""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
 from compat.errors import CheckpointError
+from compat.trust import LoadPolicy, current_policy, is_trusted_module, module_name, resolve_class
 
-__all__ = ['import_attribute', 'build_module', 'build_wrapper', 'load_state_dict_checked', 'MODEL_KEYS']
+__all__ = ['MODEL_KEYS', 'check_model_params', 'check_plain_value', 'build_wrapper', 'rebuild_net',
+           'load_state_dict_checked']
 
 # The keys of a model metadata dict (`LernomaticModel.get_params()`); 'model_args' is optional.
 MODEL_KEYS = ('model_state_dict', 'model_name', 'model_import_path', 'module_name', 'module_import_path')
+MAX_ARGS_ITEMS = 10_000
+MAX_ARGS_DEPTH = 16
+MAX_STRING = 100_000
+MAX_TENSORS = 1_000_000
+
+_PLAIN_SCALARS = (bool, int, float, str, type(None), np.bool_, np.integer, np.floating)
 
 
-def _module_path(import_path: str) -> str:
-    """The user guide stored paths such as 'pkg.new_network.py': the suffix is not part of the module."""
-    return import_path[:-3] if import_path.endswith('.py') else import_path
+def _error(policy: LoadPolicy, field: str, reason: str) -> CheckpointError:
+    return CheckpointError(f'{policy.source}: {field}: {reason}')
 
 
-def import_attribute(import_path: str, name: str) -> Any:
-    """`getattr(importlib.import_module(import_path), name)`, with errors that name both."""
-    if not isinstance(import_path, str) or not import_path:
-        raise CheckpointError(f'import path {import_path!r} is not a module path')
-    module_path = _module_path(import_path)
-    try:
-        module = importlib.import_module(module_path)
-    except ImportError as error:
-        raise CheckpointError(f'cannot import module {module_path!r} (needed for {name!r}): {error}. '
-                              'Is the folder that holds it on sys.path?') from error
-    try:
-        return getattr(module, name)
-    except AttributeError as error:
-        raise CheckpointError(f'module {module_path!r} has no {name!r}') from error
+def check_plain_value(value: Any, field: str, policy: LoadPolicy | None = None) -> None:
+    """Refuse anything in `value` but numbers, strings, bools, None and lists/tuples/dicts of them, within limits."""
+    policy = policy or current_policy()
+    budget = [MAX_ARGS_ITEMS]
+
+    def walk(item: Any, where: str, depth: int) -> None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _error(policy, field, f'more than {MAX_ARGS_ITEMS} values: not a constructor\'s kwargs')
+        if depth > MAX_ARGS_DEPTH:
+            raise _error(policy, where, f'nested deeper than {MAX_ARGS_DEPTH} levels')
+        if isinstance(item, str):
+            if len(item) > MAX_STRING:
+                raise _error(policy, where, f'a string of {len(item)} characters')
+        elif isinstance(item, _PLAIN_SCALARS):
+            return
+        elif isinstance(item, (list, tuple)):
+            for index, element in enumerate(item):
+                walk(element, f'{where}[{index}]', depth + 1)
+        elif isinstance(item, dict):
+            for key, element in item.items():
+                if not isinstance(key, str):
+                    raise _error(policy, where, f'key {key!r} is a {type(key).__name__}: keys must be strings')
+                walk(element, f'{where}[{key!r}]', depth + 1)
+        else:
+            raise _error(policy, where, f'a {type(item).__module__}.{type(item).__qualname__}: only numbers, '
+                         'strings, bools, None and lists/tuples/dicts of them may be stored')
+
+    walk(value, field, 0)
 
 
-def check_model_params(params: Any, where: str = 'model metadata') -> Mapping[str, Any]:
-    """Fail with the missing key's name unless `params` is a model metadata dict."""
+def check_model_params(params: Any, field: str = "['model']", policy: LoadPolicy | None = None) -> dict[str, Any]:
+    """The model metadata dict, every field checked for its type; a CheckpointError names the field otherwise."""
+    policy = policy or current_policy()
     if not isinstance(params, Mapping):
-        raise CheckpointError(f'{where}: expected a model metadata dict, got {type(params).__name__}')
+        raise _error(policy, field, f'expected a model metadata dict, got {type(params).__name__}')
     missing = [key for key in MODEL_KEYS if key not in params]
     if missing:
-        raise CheckpointError(f'{where}: missing key(s) {", ".join(missing)}')
-    return params
+        raise _error(policy, field, f'missing key(s) {", ".join(missing)}')
+    state = params['model_state_dict']
+    if not isinstance(state, Mapping) or len(state) > MAX_TENSORS:
+        raise _error(policy, f"{field}['model_state_dict']", f'expected a state dict, got {type(state).__name__}')
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise _error(policy, f"{field}['model_state_dict']",
+                         f'entry {key!r} is a {type(value).__name__}: a state dict maps names to tensors')
+    for key in ('model_import_path', 'module_import_path'):
+        module_name(params[key], f'{field}[{key!r}]', policy)
+    for key in ('model_name', 'module_name'):
+        if not isinstance(params[key], str):
+            raise _error(policy, f'{field}[{key!r}]',
+                         f'a class name must be a string, not {type(params[key]).__name__}')
+    args = params.get('model_args')
+    if args is not None:
+        if not isinstance(args, dict):
+            raise _error(policy, f"{field}['model_args']", f'expected a dict of kwargs, got {type(args).__name__}')
+        check_plain_value(args, f"{field}['model_args']", policy)
+    return dict(params)
 
 
-def build_module(module_import_path: str, module_name: str, model_args: Mapping[str, Any] | None) -> torch.nn.Module:
-    """Construct the `nn.Module` a checkpoint names, with its stored constructor kwargs."""
-    module_class = import_attribute(module_import_path, module_name)
-    return module_class(**dict(model_args or {}))
+def _declares(wrapper: Any, module_class: type, file_path: str, file_name: str) -> bool:
+    """Whether the wrapper object itself stands for `module_class`: its own net is one, or it names it."""
+    net = getattr(wrapper, 'net', None)
+    if net is not None and type(net) is module_class:
+        return True
+    declared_path = getattr(wrapper, 'module_import_path', None)
+    declared_name = getattr(wrapper, 'module_name', None)
+    if not isinstance(declared_path, str) or not isinstance(declared_name, str):
+        return False
+    declared_path = declared_path[:-3] if declared_path.endswith('.py') else declared_path
+    return (declared_path, declared_name) == (file_path, file_name)
 
 
-def build_wrapper(params: Mapping[str, Any], where: str = 'model metadata') -> Any:
-    """Construct the `LernomaticModel` wrapper a checkpoint names and load its weights into it."""
-    params = check_model_params(params, where)
-    wrapper_class = import_attribute(params['model_import_path'], params['model_name'])
+def _shape_mismatch(own: Mapping[str, tuple], stored: Mapping[str, Any]) -> str | None:
+    """What differs between a module's tensor shapes and a stored state dict, or None."""
+    missing = [k for k in own if k not in stored]
+    unexpected = [k for k in stored if k not in own]
+    mis_shaped = [f'{k}: file {tuple(stored[k].shape)} vs model {own[k]}'
+                  for k in own if k in stored and tuple(stored[k].shape) != own[k]]
+    parts = []
+    if missing:
+        parts.append('missing ' + ', '.join(missing[:20]))
+    if unexpected:
+        parts.append('unexpected ' + ', '.join(unexpected[:20]))
+    if mis_shaped:
+        parts.append('shape mismatch ' + '; '.join(mis_shaped[:20]))
+    return '; '.join(parts) or None
+
+
+def _meta_shapes(module_class: type, args: dict[str, Any]) -> dict[str, tuple] | None:
+    """The module's state-dict shapes, built on the 'meta' device (no memory, no random draws); None if it cannot be."""
+    try:
+        with torch.device('meta'):
+            probe = module_class(**args)
+        return {key: tuple(value.shape) for key, value in probe.state_dict().items()}
+    except Exception:  # a constructor that needs real tensors: the check after building still applies
+        return None
+
+
+def rebuild_net(params: Mapping[str, Any], wrapper: Any, wrapper_base: type, field: str = "['model']",
+                ) -> torch.nn.Module:
+    """Build the `nn.Module` that metadata names and load its weights, for `wrapper` (a `wrapper_base`).
+
+    Args:
+        params: the model metadata dict.
+        wrapper: the wrapper object the net is for (what it declares decides which module classes it may get).
+        wrapper_base: the `LernomaticModel` class (passed in: compat does not import lernomatic).
+        field: where `params` sits in the file, for error messages.
+    """
+    policy = current_policy()
+    meta = check_model_params(params, field, policy)
+    wrapper_class = resolve_class(meta['model_import_path'], f"{field}['model_import_path']", meta['model_name'],
+                                  f"{field}['model_name']", wrapper_base, policy)
+    module_class = resolve_class(meta['module_import_path'], f"{field}['module_import_path']", meta['module_name'],
+                                 f"{field}['module_name']", torch.nn.Module, policy)
+    file_path = module_name(meta['module_import_path'], f"{field}['module_import_path']", policy)
+    if not (policy.trusted or module_class.__module__ == wrapper_class.__module__
+            or is_trusted_module(module_class.__module__, policy)
+            or _declares(wrapper, module_class, file_path, meta['module_name'])):
+        raise _error(policy, f"{field}['module_name']",
+                     f'{module_class.__module__}.{module_class.__name__} is not the network of '
+                     f'{wrapper_class.__module__}.{wrapper_class.__name__}: the wrapper does not build it and it is '
+                     'not defined beside the wrapper. Trust its module (trusted_modules=) if this is your own code')
+    args = dict(meta.get('model_args') or {})
+    state = meta['model_state_dict']
+    where = f'{policy.source}: {field}'
+    shapes = _meta_shapes(module_class, args)
+    if shapes is not None:
+        mismatch = _shape_mismatch(shapes, state)
+        if mismatch:
+            raise CheckpointError(f'{where}: state dict does not fit {module_class.__name__}: {mismatch}')
+    try:
+        net = module_class(**args)
+    except Exception as error:
+        raise _error(policy, f"{field}['model_args']", f'building {module_class.__name__}(**model_args) failed: '
+                     f'{type(error).__name__}: {error}') from error
+    load_state_dict_checked(net, state, where)
+    return net
+
+
+def build_wrapper(params: Mapping[str, Any], wrapper_base: type, field: str = "['model']") -> Any:
+    """Construct the wrapper a checkpoint names (checked to be a `wrapper_base`) and load its model into it."""
+    policy = current_policy()
+    meta = check_model_params(params, field, policy)
+    wrapper_class = resolve_class(meta['model_import_path'], f"{field}['model_import_path']", meta['model_name'],
+                                  f"{field}['model_name']", wrapper_base, policy)
     wrapper = wrapper_class()
-    wrapper.set_params(params)
+    wrapper.set_params(meta)
     return wrapper
 
 
 def load_state_dict_checked(net: torch.nn.Module, state_dict: Mapping[str, Any], where: str) -> None:
     """`load_state_dict`, but a mismatch names the missing, unexpected and mis-shaped tensors."""
-    own = net.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    mis_shaped = [f'{k}: file {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}'
-                  for k in own if k in state_dict and hasattr(state_dict[k], 'shape')
-                  and tuple(state_dict[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or mis_shaped:
-        parts = []
-        if missing:
-            parts.append('missing ' + ', '.join(missing))
-        if unexpected:
-            parts.append('unexpected ' + ', '.join(unexpected))
-        if mis_shaped:
-            parts.append('shape mismatch ' + '; '.join(mis_shaped))
-        raise CheckpointError(f'{where}: state dict does not fit {type(net).__name__}: ' + '; '.join(parts))
+    own = {key: tuple(value.shape) for key, value in net.state_dict().items()}
+    bad = [key for key, value in state_dict.items() if not isinstance(value, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f'{where}: state dict entries {bad[:10]} are not tensors')
+    mismatch = _shape_mismatch(own, state_dict)
+    if mismatch:
+        raise CheckpointError(f'{where}: state dict does not fit {type(net).__name__}: {mismatch}')
     net.load_state_dict(state_dict)

@@ -13,8 +13,6 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 __all__ = ['lightning_devices', 'build_lightning_trainer', 'quiet_lightning', 'lightning_logger']
 
-_LOGGER_CACHE = '_lightning_logger'
-
 
 def lightning_devices(accelerator: Any, devices: Any, device_id: int) -> tuple[Any, Any]:
     """Lightning's (accelerator, devices): the caller's where given, else from Lernomatic's `device_id`."""
@@ -29,11 +27,11 @@ def lightning_logger(legacy: Any) -> Any:
     """The trainer's Lightning logger, made once so every `train()` call of a run writes one event folder."""
     if legacy.logger is not True:
         return legacy.logger or None
-    cached = legacy.__dict__.get(_LOGGER_CACHE)
-    if cached is None:
-        cached = TensorBoardLogger(save_dir=legacy.checkpoint_dir, name=legacy.checkpoint_name, default_hp_metric=False)
-        legacy.__dict__[_LOGGER_CACHE] = cached
-    return cached
+    state = legacy._run_state
+    if state.logger is None:
+        state.logger = TensorBoardLogger(save_dir=legacy.checkpoint_dir, name=legacy.checkpoint_name,
+                                         default_hp_metric=False)
+    return state.logger
 
 
 def build_lightning_trainer(legacy: Any, max_epochs: int, callbacks: list[Any],

@@ -33,8 +33,8 @@ def test_written_checkpoint_matches_original_layout_and_values(trained, original
     fname = tmp_path / 'ours.pkl'
     trained.save_checkpoint(str(fname))
     ours = torch.load(fname)
-    assert list(ours) == ['model', 'optim', 'trainer_params', 'rng_state']  # the original's keys, then ours
-    del ours['rng_state']
+    assert list(ours) == ['model', 'optim', 'trainer_params', 'rng_state', 'resume']  # the original's, then ours
+    del ours['rng_state'], ours['resume']
     assert signature(ours) == signature(original_checkpoint)
     assert ours['trainer_params'] == original_checkpoint['trainer_params']
     # the seed-exact run ends with the plain loop's very weights and Adam state; on the fixture's
@@ -133,8 +133,11 @@ def test_unimportable_model_names_the_path(original_checkpoint, tmp_path):
     original_checkpoint['model']['model_import_path'] = 'no_such_package.nets'
     fname = tmp_path / 'moved.pkl'
     torch.save(original_checkpoint, fname)
-    with pytest.raises(CheckpointError, match="cannot import module 'no_such_package.nets'"):
+    with pytest.raises(CheckpointError, match=r"\['model'\]\['model_import_path'\].*would import module "
+                                              "'no_such_package.nets', which this program has not imported"):
         Trainer(None, verbose=False).load_checkpoint(str(fname))
+    with pytest.raises(CheckpointError, match="cannot import module 'no_such_package.nets'"):  # trusted, yet absent
+        Trainer(None, verbose=False).load_checkpoint(str(fname), trusted_modules=['no_such_package'])
 
 
 def test_state_dict_mismatch_names_tensors(original_checkpoint, tmp_path):

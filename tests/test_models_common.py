@@ -96,20 +96,28 @@ def test_train_eval_send_to_zero_grad(fixture_nets):
     assert list(model.get_model_parameters())[0].device.type == 'cpu'
 
 
-def test_freezing_counts_parameter_tensors(fixture_nets):
+def test_freezing_has_the_original_semantics(fixture_nets):
+    """Positions in net.parameters() (weight and bias separate); freeze_to(N) and unfreeze_to(N) cover 0..N
+    inclusive, N <= 0 the first tensor only; freeze() freezes everything, as the original's code did."""
     model = fixture_nets.MLPModel()
     flags = lambda: [p.requires_grad for p in model.net.parameters()]  # noqa: E731
     assert model.get_num_layers() == 4
-    model.freeze_to(2)
+    model.freeze_to(1)
     assert flags() == [False, False, True, True]
-    model.unfreeze_to(1)
+    model.unfreeze_to(0)
     assert flags() == [True, False, True, True]
-    model.freeze()
+    model.freeze_to(-3)
+    assert flags() == [False, False, True, True]
+    model.freeze_to(2)
     assert flags() == [False, False, False, True]
-    model.freeze_all()
+    model.unfreeze_to(10)
+    assert flags() == [True] * 4
+    model.freeze()
     assert flags() == [False] * 4
     model.unfreeze()
     assert flags() == [True] * 4
+    model.freeze_all()
+    assert flags() == [False] * 4
 
 
 def test_load_checkpoint_reads_model_name(original_dir):

@@ -10,6 +10,8 @@ from compat.checkpoint import read_model_params
 from compat.lightning_ckpt import is_lightning_checkpoint, lernomatic_from_lightning
 from compat.model_import import build_wrapper
 from compat.serialization import safe_load
+from compat.trust import loading
+from lernomatic.models.common import LernomaticModel
 
 __all__ = ['Inferrer']
 
@@ -35,12 +37,18 @@ class Inferrer:
         if self.model is not None:
             self.model.send_to(self.device)
 
-    def load_model(self, fname: str, model_key: str = 'model', trusted: bool = False) -> None:
-        """Build the model a checkpoint names: a Lernomatic `.pkl` (under `model_key`) or an adapter `.ckpt`."""
-        data = safe_load(fname, trusted=trusted)
-        if is_lightning_checkpoint(data):
-            data, model_key = lernomatic_from_lightning(data, {}, fname), 'model'
-        self.model = build_wrapper(read_model_params(data, fname, model_key), f'{fname} [{model_key!r}]')
+    def load_model(self, fname: str, model_key: str = 'model', trusted: bool = False,
+                   trusted_modules: list[str] | None = None) -> None:
+        """Build the model a checkpoint names: a Lernomatic `.pkl` (under `model_key`) or an adapter `.ckpt`.
+
+        The names in the file pass the trust policy (docs/reliability.md); `trusted_modules` adds
+        module prefixes (your model packages) it may import.
+        """
+        with loading(fname, trusted, trusted_modules):
+            data = safe_load(fname, trusted=trusted)
+            if is_lightning_checkpoint(data):
+                data, model_key = lernomatic_from_lightning(data, {}, fname), 'model'
+            self.model = build_wrapper(read_model_params(data, fname, model_key), LernomaticModel, f'[{model_key!r}]')
         self._send_to_device()
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,9 @@ from typing import Any
 
 import torch
 
-from compat.model_import import build_module, check_model_params, load_state_dict_checked
+from compat.model_import import load_state_dict_checked, rebuild_net
 from compat.serialization import safe_load
+from compat.trust import loading
 
 __all__ = ['LernomaticModel']
 
@@ -64,20 +65,31 @@ class LernomaticModel:
         return params
 
     def set_params(self, params: dict[str, Any]) -> None:
-        """Rebuild `net` from a metadata dict: import the module class, construct it, load weights."""
-        params = check_model_params(params)
+        """Rebuild `net` from a metadata dict: import the module class, construct it, load weights.
+
+        The names in `params` pass the trust policy of `compat.trust` (checked before anything is
+        called); nothing on this object changes unless the whole rebuild succeeds.
+        """
+        net = rebuild_net(params, self, LernomaticModel)
         self.import_path = params['model_import_path']
         self.model_name = params['model_name']
         self.module_name = params['module_name']
         self.module_import_path = params['module_import_path']
-        net = build_module(self.module_import_path, self.module_name, params.get('model_args'))
-        load_state_dict_checked(net, params['model_state_dict'], f'model {self.model_name!r}')
         self.net = net
 
-    def load_checkpoint(self, fname: str, model_key: str = 'model', trusted: bool = False) -> None:
-        """Load this model's part of a trainer checkpoint (the original read a misspelt key here)."""
+    def load_checkpoint(self, fname: str, model_key: str = 'model', trusted: bool = False,
+                        trusted_modules: list[str] | None = None) -> None:
+        """Load this model's part of a trainer checkpoint (the original read a misspelt key here).
+
+        Args:
+            fname: the checkpoint.
+            model_key: the key its model metadata is under ('generator', ... in multi-model files).
+            trusted: unpickle anything and import any module the file names (only for files you trust).
+            trusted_modules: module prefixes (your model packages) the file may make us import.
+        """
         from compat.checkpoint import read_model_params
-        self.set_params(read_model_params(safe_load(fname, trusted=trusted), fname, model_key))
+        with loading(fname, trusted, trusted_modules):
+            self.set_params(read_model_params(safe_load(fname, trusted=trusted), fname, model_key))
 
     # ---- the wrapped network
     def get_net(self) -> torch.nn.Module:
@@ -118,24 +130,25 @@ class LernomaticModel:
     def zero_grad(self) -> None:
         self._require_net().zero_grad()
 
-    # ---- freezing, counted in parameter tensors
-    def _set_requires_grad(self, flag: bool, first: int | None = None) -> None:
+    # ---- freezing, counted in parameter tensors (a weight and its bias are two), as the original counted
+    def _set_requires_grad(self, flag: bool, last: int | None = None) -> None:
+        """Set `requires_grad` on positions 0..last of `net.parameters()` (all when `last` is None)."""
         for index, param in enumerate(self._require_net().parameters()):
-            if first is not None and index >= first:
+            if last is not None and index > last:
                 break
             param.requires_grad = flag
 
     def freeze_to(self, N: int) -> None:
-        """Freeze the first N parameter tensors."""
-        self._set_requires_grad(False, N)
+        """Freeze parameter tensors 0..N inclusive (N <= 0: the first only); the rest stay as they are."""
+        self._set_requires_grad(False, max(N, 0))
 
     def unfreeze_to(self, N: int) -> None:
-        """Unfreeze the first N parameter tensors."""
-        self._set_requires_grad(True, N)
+        """Unfreeze parameter tensors 0..N inclusive (N <= 0: the first only)."""
+        self._set_requires_grad(True, max(N, 0))
 
     def freeze(self) -> None:
-        """Freeze all but the last parameter tensor, so only the head trains."""
-        self._set_requires_grad(False, self.get_num_layers() - 1)
+        """Freeze every parameter tensor: what the original's code did (its docstring said all but the last)."""
+        self._set_requires_grad(False)
 
     def freeze_all(self) -> None:
         self._set_requires_grad(False)

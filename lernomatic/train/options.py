@@ -2,35 +2,45 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import lightning
 import torch
+from lightning.pytorch.loggers import Logger
 
 from compat.errors import ConfigError
-from compat.factories import criterion_class, optimizer_class
 from compat.kwargs import report_unknown_kwargs
+from compat.schema import TRAINER_PARAM_KEYS
+from compat.trust import check_prefixes
+from compat.validators import (
+    Check,
+    flag,
+    fraction,
+    int_at_least,
+    loss_name,
+    non_negative_int,
+    non_negative_number,
+    number,
+    optimizer_name,
+    optional_flag,
+    positive_int,
+)
 
-__all__ = ['Option', 'TRAINER_OPTIONS', 'LIGHTNING_OPTIONS', 'TRAINER_PARAM_KEYS', 'resolve_options']
+__all__ = ['Option', 'TRAINER_OPTIONS', 'LIGHTNING_OPTIONS', 'TRAINER_PARAM_KEYS', 'resolve_options',
+           'check_option']
 
 
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f'{name} must be a positive integer, got {value!r}')
-
-
-def _non_negative_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f'{name} must be an integer >= 0, got {value!r}')
-
-
-def _loss_name(name: str, value: Any) -> None:
-    criterion_class(value)
-
-
-def _optim_name(name: str, value: Any) -> None:
-    optimizer_class(value)
+def _rule(check: Check) -> Callable[[str, Any], None]:
+    """An option check from a shared value check (`compat.validators`): ConfigError naming option and value."""
+    def run(name: str, value: Any) -> None:
+        reason = check(value)
+        if reason:
+            raise ConfigError(f'{name} {reason}, got {value!r}')
+    return run
 
 
 def _device_id(name: str, value: Any) -> None:
@@ -42,27 +52,77 @@ def _device_id(name: str, value: Any) -> None:
                           + (f': use 0..{count - 1}' if count else ': use device_id=-1 for the CPU'))
 
 
-def _flag(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ConfigError(f'{name} must be True or False, got {value!r}')
-
-
-def _optional_flag(name: str, value: Any) -> None:
-    if value is not None:
-        _flag(name, value)
-
-
 def _early_stop(name: str, value: Any) -> None:
     if value is None:
         return
-    if not isinstance(value, Mapping) or not {'num_epochs', 'improv'} <= set(value):
-        raise ConfigError(f"{name} must be None or a dict with keys 'num_epochs' and 'improv', got {value!r}")
-    _positive_int(f"{name}['num_epochs']", value['num_epochs'])
+    if not isinstance(value, Mapping) or set(value) != {'num_epochs', 'improv'}:
+        raise ConfigError(f"{name} must be None or a dict with exactly the keys 'num_epochs' and 'improv', "
+                          f'got {value!r}')
+    _rule(positive_int)(f"{name}['num_epochs']", value['num_epochs'])
+    _rule(number)(f"{name}['improv']", value['improv'])
 
 
 def _scheduler(name: str, value: Any) -> None:
     if value is not None and not callable(getattr(value, 'get_lr', None)):
         raise ConfigError(f'{name} must be None or an object with a get_lr() method, got {type(value).__name__}')
+
+
+def _tb_writer(name: str, value: Any) -> None:
+    if value is not None and not callable(getattr(value, 'add_scalar', None)):
+        raise ConfigError(f'{name} must be None or a SummaryWriter (an object with add_scalar), '
+                          f'got {type(value).__name__}')
+
+
+def _dataset(name: str, value: Any) -> None:
+    if value is None or isinstance(value, torch.utils.data.IterableDataset):
+        return
+    if isinstance(value, torch.utils.data.DataLoader):
+        raise ConfigError(f'{name} is a DataLoader: pass its dataset ({name}=loader.dataset); the Trainer builds '
+                          'its own loaders from batch_size, shuffle, num_workers and drop_last')
+    if not (callable(getattr(value, '__getitem__', None)) and callable(getattr(value, '__len__', None))):
+        raise ConfigError(f'{name} must be a torch Dataset (with __getitem__ and __len__), got {type(value).__name__}')
+
+
+def _checkpoint_dir(name: str, value: Any) -> None:
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise ConfigError(f'{name} must be a folder path, got {value!r}')
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f'{name}={os.fspath(value)!r} exists and is not a folder')
+    existing = next((p for p in (path, *path.absolute().parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise ConfigError(f'{name}={os.fspath(value)!r} cannot be created: {existing} is not a folder')
+
+
+def _checkpoint_name(name: str, value: Any) -> None:
+    if not isinstance(value, str) or not value or '/' in value or '\\' in value or value in ('.', '..'):
+        raise ConfigError(f'{name} must be a file name prefix without path separators, got {value!r}')
+
+
+def _callbacks(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, (list, tuple)) or not all(isinstance(c, lightning.Callback) for c in value):
+        raise ConfigError(f'{name} must be None or a list of lightning.Callback objects, got {value!r}')
+
+
+def _logger(name: str, value: Any) -> None:
+    if not isinstance(value, (bool, Logger)):
+        raise ConfigError(f'{name} must be True, False or a Lightning logger, got {type(value).__name__}')
+
+
+def _trusted_modules(name: str, value: Any) -> None:
+    if value is None:
+        return
+    try:
+        check_prefixes(value, name)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(str(error)) from error
+
+
+def _deterministic(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, bool) and value != 'warn':
+        raise ConfigError(f"{name} must be None, True, False or 'warn', got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -75,38 +135,43 @@ class Option:
 
 
 TRAINER_OPTIONS: dict[str, Option] = {
-    'num_epochs': Option(10, 'epochs to train', _positive_int),
-    'learning_rate': Option(1e-4, "the optimizer's lr"),
-    'momentum': Option(0.5, 'recorded in checkpoints; set_momentum changes the optimizer'),
-    'weight_decay': Option(1e-5, "the optimizer's weight_decay"),
-    'loss_function': Option('CrossEntropyLoss', 'a loss class in torch.nn', _loss_name),
-    'optim_function': Option('Adam', 'an optimizer class in torch.optim', _optim_name),
-    'checkpoint_dir': Option('checkpoint', 'folder for checkpoints, history and TensorBoard logs'),
-    'checkpoint_name': Option('ck', 'prefix of checkpoint and history file names'),
-    'save_hist': Option(True, 'write the history file at the end of every epoch'),
-    'verbose': Option(True, 'progress bar and INFO messages'),
-    'print_every': Option(10, 'iterations between log messages and TensorBoard points', _positive_int),
-    'save_every': Option(-1, 'iterations between checkpoints; -1: len(train_loader)-1, 0: never'),
-    'save_best': Option(False, 'write best_<checkpoint_name>.pkl on a new best accuracy (forced on by save_every > 0)'),
+    'num_epochs': Option(10, 'epochs to train', _rule(positive_int)),
+    'learning_rate': Option(1e-4, "the optimizer's lr", _rule(non_negative_number)),
+    'momentum': Option(0.5, 'recorded in checkpoints; set_momentum changes the optimizer', _rule(number)),
+    'weight_decay': Option(1e-5, "the optimizer's weight_decay", _rule(non_negative_number)),
+    'loss_function': Option('CrossEntropyLoss', 'a loss class in torch.nn', _rule(loss_name)),
+    'optim_function': Option('Adam', 'an optimizer class in torch.optim', _rule(optimizer_name)),
+    'checkpoint_dir': Option('checkpoint', 'folder for checkpoints, history and TensorBoard logs', _checkpoint_dir),
+    'checkpoint_name': Option('ck', 'prefix of checkpoint and history file names', _checkpoint_name),
+    'save_hist': Option(True, 'write the history file at the end of every epoch', _rule(flag)),
+    'verbose': Option(True, 'progress bar and INFO messages', _rule(flag)),
+    'print_every': Option(10, 'iterations between log messages and TensorBoard points', _rule(positive_int)),
+    'save_every': Option(-1, 'iterations between checkpoints; -1: len(train_loader)-1, 0: never',
+                         _rule(int_at_least(-1))),
+    'save_best': Option(False, 'write best_<checkpoint_name>.pkl on a new best accuracy (forced on by save_every > 0)',
+                        _rule(flag)),
     'device_id': Option(-1, '-1: CPU, N >= 0: cuda:N', _device_id),
     'device_map': Option(None, 'kept for old code; unused'),
-    'batch_size': Option(64, 'training batch size', _positive_int),
-    'val_batch_size': Option(0, 'validation/test batch size; 0: batch_size', _non_negative_int),
-    'train_dataset': Option(None, 'training Dataset'),
-    'test_dataset': Option(None, 'test Dataset, run after validation each epoch'),
-    'val_dataset': Option(None, 'validation Dataset'),
-    'shuffle': Option(True, 'shuffle the training (and test) data'),
-    'num_workers': Option(1, 'DataLoader worker processes', _non_negative_int),
-    'drop_last': Option(True, 'drop incomplete last batches'),
+    'batch_size': Option(64, 'training batch size', _rule(positive_int)),
+    'val_batch_size': Option(0, 'validation/test batch size; 0: batch_size', _rule(non_negative_int)),
+    'train_dataset': Option(None, 'training Dataset', _dataset),
+    'test_dataset': Option(None, 'test Dataset, run after validation each epoch', _dataset),
+    'val_dataset': Option(None, 'validation Dataset', _dataset),
+    'shuffle': Option(True, 'shuffle the training (and test) data', _rule(flag)),
+    'num_workers': Option(1, 'DataLoader worker processes', _rule(non_negative_int)),
+    'drop_last': Option(True, 'drop incomplete last batches', _rule(flag)),
     'lr_scheduler': Option(None, 'object with get_lr(), applied after every iteration', _scheduler),
     'mtm_scheduler': Option(None, 'object with get_lr() for momentum, applied after every iteration', _scheduler),
-    'stop_when_acc': Option(0.0, 'stop once validation accuracy reaches this (0: never)'),
+    'stop_when_acc': Option(0.0, 'stop once validation accuracy reaches this (0: never)', _rule(fraction)),
     'early_stop': Option(None, "{'num_epochs': N, 'improv': x}: stop when accuracy gains < x over N epochs",
                          _early_stop),
-    'tb_writer': Option(None, 'a torch.utils.tensorboard.SummaryWriter for the Lernomatic tags'),
-    'stop_on_nonfinite': Option(True, 'stop with NonFiniteLossError when the training loss is NaN or Inf'),
+    'tb_writer': Option(None, 'a torch.utils.tensorboard.SummaryWriter for the Lernomatic tags', _tb_writer),
+    'stop_on_nonfinite': Option(True, 'stop with NonFiniteLossError when the training loss is NaN or Inf',
+                                _rule(flag)),
     'strict': Option(None, 'unknown kwargs: True raises ConfigError, False warns; None: LERNOMATIC_STRICT decides',
-                     _optional_flag),
+                     _rule(optional_flag)),
+    'trusted_modules': Option(None, 'module prefixes (your model packages) that checkpoints loaded by this trainer '
+                              'may make it import (docs/reliability.md)', _trusted_modules),
 }
 
 LIGHTNING_OPTIONS: dict[str, Option] = {
@@ -114,16 +179,13 @@ LIGHTNING_OPTIONS: dict[str, Option] = {
     'devices': Option(None, 'Lightning devices (count, list or "auto"); None: from device_id'),
     'strategy': Option('auto', "Lightning strategy ('ddp', ...)"),
     'precision': Option(None, "Lightning precision ('bf16-mixed', '16-mixed', ...)"),
-    'callbacks': Option(None, 'a list of lightning.Callback'),
-    'logger': Option(True, 'True: a TensorBoardLogger under checkpoint_dir; False: none; or a Lightning logger'),
-    'deterministic': Option(None, 'Lightning deterministic mode'),
-    'cuda_graph': Option(False, 'replay the default training step as one CUDA graph (single GPU, 32-bit)', _flag),
+    'callbacks': Option(None, 'a list of lightning.Callback', _callbacks),
+    'logger': Option(True, 'True: a TensorBoardLogger under checkpoint_dir; False: none; or a Lightning logger',
+                     _logger),
+    'deterministic': Option(None, 'Lightning deterministic mode', _deterministic),
+    'cuda_graph': Option(False, 'replay the default training step as one CUDA graph (single GPU, 32-bit)',
+                         _rule(flag)),
 }
-
-# The keys of a checkpoint's 'trainer_params', in the original's order.
-TRAINER_PARAM_KEYS = ('num_epochs', 'learning_rate', 'momentum', 'weight_decay', 'loss_function', 'optim_function',
-                      'cur_epoch', 'iter_per_epoch', 'save_every', 'print_every', 'batch_size', 'val_batch_size',
-                      'shuffle')
 
 
 def resolve_options(kwargs: Mapping[str, Any], owner: str = 'Trainer') -> dict[str, Any]:
@@ -134,10 +196,17 @@ def resolve_options(kwargs: Mapping[str, Any], owner: str = 'Trainer') -> dict[s
     """
     known = {**TRAINER_OPTIONS, **LIGHTNING_OPTIONS}
     strict = kwargs.get('strict')
-    _optional_flag('strict', strict)
+    _rule(optional_flag)('strict', strict)
     report_unknown_kwargs(owner, [name for name in kwargs if name not in known], known, strict)
     values = {name: kwargs.get(name, option.default) for name, option in known.items()}
     for name, option in known.items():
         if option.check is not None and name in kwargs:
             option.check(name, values[name])
     return values
+
+
+def check_option(name: str, value: Any) -> None:
+    """Run option `name`'s check on `value` (for setters called after construction)."""
+    option = TRAINER_OPTIONS.get(name) or LIGHTNING_OPTIONS[name]
+    if option.check is not None:
+        option.check(name, value)

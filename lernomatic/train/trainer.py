@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from compat import bridge
-from compat.bookkeeping import latest_accuracy
+from compat.bookkeeping import check_losses_finite, history_path, latest_accuracy
 from compat.captured_step import portable_optimizer_state
 from compat.checkpoint import (
-    HISTORY_ARRAYS,
-    HISTORY_COUNTERS,
+    check_optimizer_state,
+    check_trainer_params,
     optimizer_state_to,
     read_checkpoint,
     read_history,
@@ -31,12 +31,25 @@ from compat.checkpoint import (
 from compat.distributed import is_rank_zero
 from compat.errors import CheckpointError, ConfigError
 from compat.factories import build_criterion, build_optimizer, optimizer_momentum, set_optimizer_momentum
-from compat.history import BufferedHistory, allocate, filled, history_names, resize_histories
+from compat.history import (
+    BufferedHistory,
+    HistoryFileError,
+    allocate,
+    checked_history_values,
+    declared_histories,
+    filled,
+    resize_histories,
+)
 from compat.logs import get_logger, say
 from compat.model_import import build_wrapper
-from compat.rng import RESTORE_AT_EPOCH_START, capture_rng_state, restore_rng_state
+from compat.resume import align_with_resume_point, read_resume_point, resume_record
+from compat.rng import capture_rng_state, restore_rng_state
+from compat.run_state import RunState
+from compat.schema import HISTORY_ARRAYS, HISTORY_COUNTERS
 from compat.serialization import safe_load
-from lernomatic.train.options import TRAINER_OPTIONS, TRAINER_PARAM_KEYS, resolve_options
+from compat.trust import loading
+from lernomatic.models.common import LernomaticModel
+from lernomatic.train.options import TRAINER_PARAM_KEYS, check_option, resolve_options
 
 __all__ = ['Trainer']
 
@@ -58,6 +71,23 @@ def _unchanged_on_error(trainer: Any, fname: str) -> Iterator[None]:
         raise CheckpointError(f'{fname}: its contents do not fit a trainer: {type(error).__name__}: {error}') from error
 
 
+def _check_model(model: Any, owner: str) -> None:
+    """The model must be a LernomaticModel (or None): a bare nn.Module carries no metadata to rebuild it from."""
+    if isinstance(model, torch.nn.Module):
+        name = type(model).__name__
+        raise ConfigError(
+            f'{owner} got a torch.nn.Module ({name}) as its model: it takes a LernomaticModel, the wrapper that '
+            'names the classes a checkpoint rebuilds it from. Wrap it:\n'
+            '    from lernomatic.models import common\n'
+            f'    class {name}Model(common.LernomaticModel):\n'
+            '        def __init__(self, **kwargs):\n'
+            f'            self.net = {name}(...)\n'
+            f"            self.import_path = self.module_import_path = {type(model).__module__!r}  # where both live\n"
+            f"            self.model_name, self.module_name = '{name}Model', {name!r}")
+    if model is not None and not callable(getattr(model, 'get_model_parameters', None)):
+        raise ConfigError(f'{owner} got a {type(model).__name__} as its model: expected a LernomaticModel or None')
+
+
 def _overrides(instance: Any, name: str) -> bool:
     return getattr(type(instance), name) is not getattr(Trainer, name)
 
@@ -72,6 +102,8 @@ class Trainer:
     acc_history = BufferedHistory()
 
     def __init__(self, model: Any = None, **kwargs: Any) -> None:
+        self._run_state = RunState()
+        _check_model(model, type(self).__name__)
         self.model = model
         for name, value in resolve_options(kwargs, type(self).__name__).items():
             setattr(self, name, value)
@@ -82,6 +114,7 @@ class Trainer:
         self._init_device()
         self._init_optimizer()
         self._init_dataloaders()
+        self._check_loaders()
         self._init_history()
         self._send_to_device()
         self.best_acc = 0.0
@@ -117,15 +150,32 @@ class Trainer:
     def _make_loader(self, dataset: Any, batch_size: int, shuffle: bool) -> torch.utils.data.DataLoader | None:
         if dataset is None:
             return None
-        workers = self.num_workers
+        # Workers are started anew each epoch (not persistent), as PyTorch's default: each epoch's worker
+        # seeds then come from the global generator, which a checkpoint restores for an exact resume.
         return torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, shuffle=shuffle, drop_last=self.drop_last, num_workers=workers,
-            persistent_workers=workers > 0, pin_memory=self.device.type == 'cuda')
+            dataset, batch_size=batch_size, shuffle=shuffle, drop_last=self.drop_last, num_workers=self.num_workers,
+            pin_memory=self.device.type == 'cuda')
 
     def _init_dataloaders(self) -> None:
         self.train_loader = self._make_loader(self.train_dataset, self.batch_size, self.shuffle)
         self.test_loader = self._make_loader(self.test_dataset, self.val_batch_size, self.shuffle)
         self.val_loader = self._make_loader(self.val_dataset, self.val_batch_size, False)
+
+    def _check_loaders(self) -> None:
+        """A loader with no batches would train or validate on nothing: say so before any work."""
+        for name in ('train_loader', 'val_loader', 'test_loader'):
+            loader = getattr(self, name, None)
+            if not isinstance(loader, torch.utils.data.DataLoader) or loader.batch_size is None:
+                continue
+            try:
+                length = len(loader)
+            except TypeError:  # an IterableDataset without a length
+                continue
+            if length == 0:
+                size = len(loader.dataset)
+                raise ConfigError(f'{name} has no batches: its dataset holds {size} samples, fewer than its batch '
+                                  f'size {loader.batch_size}, and drop_last=True drops the incomplete batch. Use a '
+                                  'smaller batch_size / val_batch_size or drop_last=False')
 
     def _init_history(self) -> None:
         self.loss_iter = 0
@@ -144,7 +194,7 @@ class Trainer:
     # ---- epochs
     def set_num_epochs(self, num_epochs: int) -> None:
         """Change the epoch count; growing it extends every `*_history` array and keeps its contents."""
-        TRAINER_OPTIONS['num_epochs'].check('num_epochs', num_epochs)
+        check_option('num_epochs', num_epochs)
         old_epochs, self.num_epochs = self.num_epochs, num_epochs
         if num_epochs > old_epochs:
             resize_histories(self, old_epochs, num_epochs, self._init_history)
@@ -223,37 +273,42 @@ class Trainer:
         set_optimizer_momentum(self.optimizer, momentum)
 
     def set_batch_size(self, batch_size: int) -> None:
-        TRAINER_OPTIONS['batch_size'].check('batch_size', batch_size)
+        check_option('batch_size', batch_size)
         self.batch_size = batch_size
         self._init_dataloaders()
+        self._check_loaders()
 
     def set_lr_scheduler(self, lr_scheduler: Any) -> None:
-        TRAINER_OPTIONS['lr_scheduler'].check('lr_scheduler', lr_scheduler)
+        check_option('lr_scheduler', lr_scheduler)
         self.lr_scheduler = lr_scheduler
 
     def get_lr_scheduler(self) -> Any:
         return self.lr_scheduler
 
     def set_mtm_scheduler(self, mtm_scheduler: Any) -> None:
-        TRAINER_OPTIONS['mtm_scheduler'].check('mtm_scheduler', mtm_scheduler)
+        check_option('mtm_scheduler', mtm_scheduler)
         self.mtm_scheduler = mtm_scheduler
 
     def get_mtm_scheduler(self) -> Any:
         return self.mtm_scheduler
 
     def set_train_dataset(self, train_dataset: Any) -> None:
-        self.train_dataset = train_dataset
-        self._init_dataloaders()
+        self._set_dataset('train_dataset', train_dataset)
 
     def set_val_dataset(self, val_dataset: Any) -> None:
-        self.val_dataset = val_dataset
-        self._init_dataloaders()
+        self._set_dataset('val_dataset', val_dataset)
 
     def set_test_dataset(self, test_dataset: Any) -> None:
-        self.test_dataset = test_dataset
+        self._set_dataset('test_dataset', test_dataset)
+
+    def _set_dataset(self, name: str, dataset: Any) -> None:
+        check_option(name, dataset)
+        setattr(self, name, dataset)
         self._init_dataloaders()
+        self._check_loaders()
 
     def set_tb_writer(self, writer: Any) -> None:
+        check_option('tb_writer', writer)
         self.tb_writer = writer
 
     # ---- schedules: each scheduler says what it is a function of (`schedule_input`)
@@ -316,19 +371,36 @@ class Trainer:
             return
         record: dict[str, Any] = {key: getattr(self, key) for key in HISTORY_COUNTERS}
         record.update({key: getattr(self, key) for key in HISTORY_ARRAYS})
-        for name in history_names(self):
+        for name, counter in declared_histories(self).items():
             if name not in record:
                 record[name] = getattr(self, name)
-                counter = name[:-len('_history')] + '_iter'
-                if isinstance(getattr(self, counter, None), int):
+                if counter is not None:
                     record[counter] = getattr(self, counter)
         say(log, self.verbose, 'Saving history to %s', fname)
         write_history(fname, record)
 
     def load_history(self, fname: str, trusted: bool = False) -> None:
-        """Restore counters and arrays from a history file (ours or the original's)."""
-        for key, value in read_history(fname, trusted=trusted).items():
+        """Restore counters and arrays from a history file (ours or the original's), all or nothing.
+
+        Only what this trainer declares is set: the counters, `cur_epoch`, `iter_per_epoch` and the
+        `*_history` arrays it holds (a subclass's own included), each checked for type and shape.
+        Other keys are reported and ignored. After a checkpoint with a resume point was loaded,
+        the counters are those of the checkpoint, so the two continue the run together.
+        """
+        data = read_history(fname, trusted=trusted)
+        try:
+            values, unknown = checked_history_values(self, data)
+        except HistoryFileError as error:
+            raise CheckpointError(f'{fname}: {error}') from error
+        if unknown:
+            log.warning('%s: ignored key(s) %s: not part of the history of %s', fname, ', '.join(unknown),
+                        type(self).__name__)
+        for key, value in values.items():
+            if value is None and isinstance(getattr(self, key, None), np.ndarray):
+                continue  # nothing recorded there; keep this trainer's (empty) array
             setattr(self, key, value)
+        if self._run_state.resume is not None:
+            align_with_resume_point(self, self._run_state.resume, history_file=fname)
 
     # ---- checkpoints
     def get_trainer_params(self) -> dict[str, Any]:
@@ -346,37 +418,68 @@ class Trainer:
     def save_checkpoint(self, fname: str) -> None:
         """Write `{'model', 'optim', 'trainer_params'}` as the original did (rank zero only, atomically).
 
-        An extra key, 'rng_state', carries the random generators' states for an exact resume; the
-        original's readers ignore it.
+        Two keys follow the original's three, which its readers ignore: 'rng_state' (the random
+        generators) and 'resume' (where in the run it was written), for an exact resume. During a
+        run the history file is written first (when `save_hist`), so it is never older than the
+        newest checkpoint; the losses are checked for NaN / Inf before anything is written.
         """
         if not is_rank_zero():
             return
+        if self.model is None:
+            raise ConfigError(f'{self!r} has no model to save')
+        position = self._run_state.position
+        if position.phase != 'idle':
+            check_losses_finite(self)
+            if self.save_hist:
+                self.save_history(history_path(self))
         say(log, self.verbose, 'Saving checkpoint (epoch %d) to %s', self.cur_epoch, fname)
+        counters = {counter: getattr(self, counter) for counter in declared_histories(self).values()
+                    if counter is not None and isinstance(getattr(self, counter, None), int)}
         write_checkpoint(fname, self.model.get_params(), portable_optimizer_state(self.optimizer),
-                         self.get_trainer_params(), rng_state=capture_rng_state())
+                         self.get_trainer_params(), rng_state=capture_rng_state(),
+                         resume=resume_record(position, self.cur_epoch, counters, self.best_acc))
 
-    def load_checkpoint(self, fname: str, trusted: bool = False, restore_rng: bool = True) -> None:
+    def load_checkpoint(self, fname: str, trusted: bool = False, restore_rng: bool = True,
+                        trusted_modules: list[str] | None = None) -> None:
         """Restore trainer params, rebuild the model from its metadata, rebuild and load the optimizer.
 
-        With `restore_rng` (and a checkpoint written here) the random generators continue where
-        the saved run was, so shuffling and dropout repeat what an uninterrupted run would draw.
+        The whole file is checked before anything on the trainer changes; a refused file raises
+        `CheckpointError` naming the file and the field, and leaves the trainer as it was.
+
+        Args:
+            fname: the checkpoint.
+            trusted: unpickle anything and import any module the file names (only for files you trust).
+            restore_rng: continue the saved run exactly: its random generators, and for a checkpoint
+                written during a run, its position (the next `train()` picks up at that batch).
+            trusted_modules: module prefixes (your model packages) the file may make us import,
+                beside this trainer's `trusted_modules` option (docs/reliability.md).
         """
-        data = read_checkpoint(fname, trusted=trusted)
+        with loading(fname, trusted, [*(self.trusted_modules or ()), *(trusted_modules or ())]):
+            data = read_checkpoint(fname, trusted=trusted)
+            check_trainer_params(data['trainer_params'], fname)
+            try:
+                point = read_resume_point(data.get('resume'), data.get('rng_state'))
+            except ValueError as error:
+                field = "['resume']" if 'rng_state' not in str(error) else "['rng_state']"
+                raise CheckpointError(f'{fname}: {field}: {error}') from error
+            model = build_wrapper(read_model_params(data, fname), LernomaticModel)
+            check_optimizer_state(data['optim'], list(model.get_model_parameters()), fname)
         with _unchanged_on_error(self, fname):
             self.set_trainer_params(data['trainer_params'])
-            self.model = build_wrapper(read_model_params(data, fname), f'{fname} [model]')
+            self.model = model
             self._init_optimizer()
             self.optimizer.load_state_dict(data['optim'])
             self._send_to_device()
             optimizer_state_to(self.optimizer, self.device)
-        if restore_rng and isinstance(data.get('rng_state'), dict):
-            restore_rng_state(data['rng_state'])  # last: building the model above drew from the generator
-            # and again when the next epoch starts: setting up Lightning draws from it too
-            self.__dict__[RESTORE_AT_EPOCH_START] = data['rng_state']
+        if restore_rng and point.rng_state is not None:
+            restore_rng_state(point.rng_state)  # now too: building the model above drew from the generator
+            self._run_state.resume = point
+            align_with_resume_point(self, point)
 
-    def load_model_checkpoint(self, fname: str, trusted: bool = False) -> None:
+    def load_model_checkpoint(self, fname: str, trusted: bool = False,
+                              trusted_modules: list[str] | None = None) -> None:
         """Restore the model alone; trainer params and optimizer are left as they are."""
-        data = safe_load(fname, trusted=trusted)
-        with _unchanged_on_error(self, fname):
-            self.model = build_wrapper(read_model_params(data, fname), f'{fname} [model]')
-            self._send_to_device()
+        with loading(fname, trusted, [*(self.trusted_modules or ()), *(trusted_modules or ())]):
+            model = build_wrapper(read_model_params(safe_load(fname, trusted=trusted), fname), LernomaticModel)
+        self.model = model
+        self._send_to_device()

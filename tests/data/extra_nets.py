@@ -40,3 +40,23 @@ class GuideStyle(guide_spelling.LernomaticModel):
         self.module_import_path = 'extra_nets.py'
         self.model_name = 'GuideStyle'
         self.module_name = 'Tiny'
+
+
+class DropoutMLP(nn.Module):
+    """Random in training: its dropout masks come from torch's global generator."""
+
+    def __init__(self, num_in: int = 12, num_classes: int = 3) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(num_in, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, num_classes))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class DropoutMLPModel(common.LernomaticModel):
+    def __init__(self, **kwargs) -> None:
+        self.net = DropoutMLP()
+        self.import_path = 'extra_nets'
+        self.module_import_path = 'extra_nets'
+        self.model_name = 'DropoutMLPModel'
+        self.module_name = 'DropoutMLP'

@@ -1,0 +1,66 @@
+"""The Lernomatic file formats, written down once: what every key holds and how it is checked.
+
+The writer (`Trainer.save_checkpoint`, `save_history`), the readers (`compat.checkpoint`), the CLI
+and the `.pkl` <-> `.ckpt` converter all read these literals, so a new field is added here and
+nowhere else. Both formats are `torch.save` dicts of plain values and tensors; the original
+Lernomatic wrote the first three checkpoint keys and the history keys exactly so.
+
+Trainer checkpoint:
+
+    {'model':          MODEL_METADATA                      # LernomaticModel.get_params()
+     'optim':          optimizer.state_dict()
+     'trainer_params': TRAINER_PARAMS                      # subclasses add keys ('beta1', ...)
+     'rng_state':      compat.rng  (ours, optional)        # generator states, for an exact resume
+     'resume':         compat.resume (ours, optional)}     # where in the run it was written
+
+History file: HISTORY_COUNTERS then HISTORY_ARRAYS (then a subclass's own `*_history` arrays and
+their `*_iter` counters).
+"""
+
+from __future__ import annotations
+
+from compat.validators import (
+    Check,
+    flag,
+    int_at_least,
+    loss_name,
+    non_negative_int,
+    non_negative_number,
+    number,
+    optimizer_name,
+    positive_int,
+)
+
+__all__ = ['CHECKPOINT_KEYS', 'OPTIONAL_CHECKPOINT_KEYS', 'MODEL_KEYS', 'OPTIONAL_MODEL_KEYS', 'TRAINER_PARAMS',
+           'TRAINER_PARAM_KEYS', 'HISTORY_COUNTERS', 'HISTORY_ARRAYS', 'HISTORY_KEYS']
+
+# ---- trainer checkpoint
+CHECKPOINT_KEYS = ('model', 'optim', 'trainer_params')      # required, in the original's order
+OPTIONAL_CHECKPOINT_KEYS = ('rng_state', 'resume')          # ours; the original's readers never look
+
+# the model metadata dict, `LernomaticModel.get_params()`
+MODEL_KEYS = ('model_state_dict', 'model_name', 'model_import_path', 'module_name', 'module_import_path')
+OPTIONAL_MODEL_KEYS = ('model_args',)                       # only when the model has get_model_args()
+
+# 'trainer_params': key -> check of its value, in the original's order
+TRAINER_PARAMS: dict[str, Check] = {
+    'num_epochs': positive_int,
+    'learning_rate': non_negative_number,
+    'momentum': number,
+    'weight_decay': non_negative_number,
+    'loss_function': loss_name,
+    'optim_function': optimizer_name,
+    'cur_epoch': non_negative_int,
+    'iter_per_epoch': non_negative_int,
+    'save_every': int_at_least(-1),
+    'print_every': positive_int,
+    'batch_size': positive_int,
+    'val_batch_size': non_negative_int,
+    'shuffle': flag,
+}
+TRAINER_PARAM_KEYS = tuple(TRAINER_PARAMS)
+
+# ---- history file
+HISTORY_COUNTERS = ('loss_iter', 'val_loss_iter', 'acc_iter', 'cur_epoch', 'iter_per_epoch')
+HISTORY_ARRAYS = ('loss_history', 'val_loss_history', 'acc_history')
+HISTORY_KEYS = HISTORY_COUNTERS + HISTORY_ARRAYS
