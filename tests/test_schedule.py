@@ -9,7 +9,6 @@ import logging
 import math
 
 import lightning
-import matplotlib
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -17,8 +16,6 @@ from torch.utils.data import DataLoader
 from compat.adapter import LernomaticModule
 from compat.errors import ConfigError
 from lernomatic.train import schedule
-
-matplotlib.use('Agg')
 
 LO, HI, STEP = 1e-4, 1.0, 10
 XS = range(0, 65)
@@ -244,11 +241,10 @@ def test_lr_history_records_returned_values_and_plots():
     assert quiet.lr_history is None and quiet.lr_history_size == 0
     with pytest.raises(ValueError, match='recorded no values'):
         quiet.plot_history(None)
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots()
+    from matplotlib.figure import Figure  # no pyplot: no backend, no global state
+    ax = Figure().add_subplot()
     scheduler.plot_history(ax)
     assert ax.lines[0].get_ydata().tolist() == values[:3] and ax.get_title() == '[TriangularScheduler] lr history'
-    plt.close(fig)
 
 
 # ---- in the Trainer
