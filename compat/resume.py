@@ -70,13 +70,16 @@ def _count(record: Mapping[str, Any], key: str) -> int:
     return value
 
 
-def read_resume_point(record: Any, rng_state: Any) -> ResumePoint:
-    """A `ResumePoint` from a checkpoint's 'resume' record and 'rng_state'; ValueError naming the bad part.
+def read_resume_point(record: Any, rng: dict[str, Any] | None) -> ResumePoint:
+    """A `ResumePoint` from a checkpoint's 'resume' record; ValueError naming the bad part.
 
-    A checkpoint with 'rng_state' but no 'resume' (written before runs recorded positions, or
-    outside a run) resumes at the start of its next epoch.
+    Args:
+        record: the stored 'resume' record, or None.
+        rng: the checkpoint's 'rng_state', already checked (`check_rng_state`), or None.
+
+    A checkpoint with 'rng_state' but no 'resume' (written before runs recorded positions)
+    resumes at the start of its next epoch.
     """
-    rng = check_rng_state(rng_state) if rng_state is not None else None
     if record is None:
         return ResumePoint('idle', 0, 0, rng_state=rng)
     if not isinstance(record, Mapping):

@@ -7,9 +7,14 @@ fsynced and renamed over the target, so a crash leaves the old file or the new o
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import logging
 import os
 import re
+import socket
+import stat
 import tempfile
 import warnings
 import zipfile
@@ -58,16 +63,32 @@ def register_numpy_safe_globals() -> None:
     torch.serialization.add_safe_globals(_numpy_globals())
 
 
+def _torch_reason(text: str) -> str:
+    """The part of torch's load error that names the problem, without its paragraphs of advice."""
+    unpickler = re.search(r'WeightsUnpickler error:\s*(.+?)\s*(?:\n\s*\n|Check the documentation|$)', text, re.S)
+    if unpickler and unpickler.group(1).strip():
+        return ' '.join(unpickler.group(1).split())[:300]
+    reader = re.search(r'(failed reading zip archive: [^.]+|file_read[^.]*|unexpected pos [^.]*)', text)
+    if reader:
+        return reader.group(1)[:300]
+    first = text.strip().split('. ')[0]
+    return ' '.join(first.split())[:300]
+
+
 def _describe_load_failure(path: Path, error: Exception) -> str:
-    """Turn torch's unpickling errors into one sentence about the file."""
+    """Turn torch's unpickling errors into one sentence about the file, keeping the reason."""
     text = str(error)
     refused = re.search(r'GLOBAL ([\w.]+)', text)
     if refused:
         return (f'{path}: refused to unpickle {refused.group(1)}: it is not on the weights-only allow-list. '
                 'Pass trusted=True only if you trust where the file came from.')
+    reason = _torch_reason(text) or type(error).__name__
     if isinstance(error, (EOFError, zipfile.BadZipFile)) or 'zip archive' in text or 'file_read' in text:
-        return f'{path}: the file is truncated or not a torch.save file ({type(error).__name__}: {text[:200]})'
-    return f'{path}: cannot be read ({type(error).__name__}: {text[:300]})'
+        return f'{path}: the file is truncated or not a torch.save file ({reason})'
+    if 'Weights only load failed' in text:
+        return (f'{path}: weights-only loading refused it ({reason}): it is not a torch.save file of tensors and '
+                'plain values. Pass trusted=True only if you trust where the file came from.')
+    return f'{path}: cannot be read as a torch.save file ({type(error).__name__}: {reason})'
 
 
 def safe_load(fname: str | os.PathLike, trusted: bool = False, map_location: Any = 'cpu') -> Any:
@@ -85,8 +106,12 @@ def safe_load(fname: str | os.PathLike, trusted: bool = False, map_location: Any
         CheckpointError: the file is missing, empty, truncated or holds a refused global.
     """
     path = Path(fname)
+    if path.is_dir():
+        raise CheckpointError(f'{path}: is a folder, not a checkpoint or history file')
     if not path.is_file():
-        raise CheckpointError(f'{path}: no such file')
+        raise CheckpointError(f'{path}: no such file' if not path.exists() else f'{path}: not a regular file')
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f'{path}: not readable (permission denied)')
     if path.stat().st_size == 0:
         raise CheckpointError(f'{path}: the file is empty')
     if not trusted and not SAFE_LOADING_IS_SOUND:
@@ -94,33 +119,123 @@ def safe_load(fname: str | os.PathLike, trusted: bool = False, map_location: Any
                       '(CVE-2025-32434, CVE-2026-24747): load files from untrusted sources only '
                       'with torch >= 2.10', RuntimeWarning, stacklevel=2)
     try:
-        if trusted:
-            return torch.load(path, map_location=map_location, weights_only=False)
-        # the explicit allow-list, whoever imported what; not torch's `safe_globals` context manager,
-        # which on exit removes the entries even where they were registered before
-        register_numpy_safe_globals()
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='.*Detected pickle protocol.*')  # a plain pickle: refused below
+            if trusted:
+                return torch.load(path, map_location=map_location, weights_only=False)
+            # the explicit allow-list, whoever imported what; not torch's `safe_globals` context manager,
+            # which on exit removes the entries even where they were registered before
+            register_numpy_safe_globals()
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # damaged bytes surface as almost any error type (a LookupError for a bad encoding)
         raise CheckpointError(_describe_load_failure(path, error)) from error
 
 
-def atomic_save(obj: Any, fname: str | os.PathLike) -> None:
-    """`torch.save` into a temporary sibling file, fsync it, then rename it over `fname`."""
-    path = Path(fname)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+def atomic_save(obj: Any, fname: str | os.PathLike, make_parents: bool = True) -> None:
+    """`torch.save` into a temporary sibling file, fsync it, then rename it over `fname`.
+
+    As a file system user expects: the file gets the mode an ordinary write would give it (an
+    existing file's mode, else 0666 less the umask); a symlink is followed and the file it points to
+    replaced; temporary files left by a killed save into the same folder are removed; a full disk is
+    a `CheckpointError` that says so, and the previous file is left as it was.
+
+    Args:
+        obj: what to save.
+        fname: the file to write.
+        make_parents: create missing folders (else a missing folder is a CheckpointError).
+    """
+    target = Path(os.path.realpath(fname)) if os.path.islink(fname) else Path(fname)
+    if target.is_dir():
+        raise CheckpointError(f'{fname}: is a folder: give a file name to write')
+    folder = target.parent
+    if make_parents:
+        folder.mkdir(parents=True, exist_ok=True)
+    elif not folder.is_dir():
+        raise CheckpointError(f'{fname}: the folder {folder} does not exist')
+    _remove_stale_temporaries(folder)
+    mode = _mode_for(target)
+    handle, tmp_name = tempfile.mkstemp(prefix=f'.{target.name}.{_WRITER_TAG}-{os.getpid()}-', suffix='.tmp',
+                                        dir=folder)
     try:
         with os.fdopen(handle, 'wb') as tmp_file:
             torch.save(obj, tmp_file)
             tmp_file.flush()
             os.fsync(tmp_file.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
+        os.chmod(tmp_name, mode)
+        os.replace(tmp_name, target)
+    except BaseException as error:
         Path(tmp_name).unlink(missing_ok=True)
+        full = _disk_full(error)
+        if full is not None:
+            raise CheckpointError(f'{fname}: {full}: nothing was written, the previous file (if any) is unchanged. '
+                                  'Free some space or write elsewhere') from error
         raise
-    _fsync_directory(path.parent)
-    log.debug('wrote %s', path)
+    _fsync_directory(folder)
+    log.debug('wrote %s', target)
 
+
+# Temporary files are named .<target>.<host tag>-<pid>-<random>.tmp: a save removes those its host's dead
+# processes left (a SIGKILL mid-save), never a live writer's, nor another host's on a shared folder.
+_WRITER_TAG = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+_TEMPORARY = re.compile(r'\..+\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[^.]+\.tmp')
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = _TEMPORARY.fullmatch(name)
+        if match is None or match['host'] != _WRITER_TAG:
+            continue
+        pid = int(match['pid'])
+        if pid != os.getpid() and not _alive(pid):
+            with contextlib.suppress(OSError):
+                (folder / name).unlink()
+                log.debug('removed %s, left by a save that was killed', folder / name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def _umask() -> int:
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('Umask:'):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def _mode_for(target: Path) -> int:
+    """The mode an ordinary `open(target, 'wb')` would leave: the existing file's, else 0666 less the umask."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _disk_full(error: BaseException) -> str | None:
+    """'the disk is full' (or the like) when `error` or what caused it is an out-of-space OSError."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return {errno.ENOSPC: 'the disk is full', errno.EDQUOT: 'the disk quota is exceeded',
+                    errno.EFBIG: 'the file is larger than this process may write'}[error.errno]
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return None
 
 def _fsync_directory(directory: Path) -> None:
     """Make the rename itself durable; some filesystems cannot open a directory, which is fine."""

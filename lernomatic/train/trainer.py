@@ -43,7 +43,7 @@ from compat.history import (
 from compat.logs import get_logger, say
 from compat.model_import import build_wrapper
 from compat.resume import align_with_resume_point, read_resume_point, resume_record
-from compat.rng import capture_rng_state, restore_rng_state
+from compat.rng import RngStateError, capture_rng_state, check_rng_state, restore_rng_state
 from compat.run_state import RunState
 from compat.schema import HISTORY_ARRAYS, HISTORY_COUNTERS
 from compat.serialization import safe_load
@@ -458,10 +458,13 @@ class Trainer:
             data = read_checkpoint(fname, trusted=trusted)
             check_trainer_params(data['trainer_params'], fname)
             try:
-                point = read_resume_point(data.get('resume'), data.get('rng_state'))
+                rng = check_rng_state(data['rng_state']) if data.get('rng_state') is not None else None
+            except RngStateError as error:
+                raise CheckpointError(f"{fname}: ['rng_state']: {error}") from error
+            try:
+                point = read_resume_point(data.get('resume'), rng)
             except ValueError as error:
-                field = "['resume']" if 'rng_state' not in str(error) else "['rng_state']"
-                raise CheckpointError(f'{fname}: {field}: {error}') from error
+                raise CheckpointError(f"{fname}: ['resume']: {error}") from error
             model = build_wrapper(read_model_params(data, fname), LernomaticModel)
             check_optimizer_state(data['optim'], list(model.get_model_parameters()), fname)
         with _unchanged_on_error(self, fname):
