@@ -98,6 +98,7 @@ class EpochBridge(lightning.LightningModule):
         self._resume = resume  # applied when the first training epoch starts
         self._skip = 0  # training batches of this epoch a resumed run already trained
         self._rng_after_skip: dict[str, Any] | None = None
+        self._epoch_rng_state: dict[str, Any] | None = None  # the generators before this epoch's data iterator
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _PLAIN_ATTRIBUTES:
@@ -191,6 +192,11 @@ class EpochBridge(lightning.LightningModule):
     # ---- hand-written training loops
     def on_fit_start(self) -> None:
         self.legacy.device = self.device  # `self.device` in user code is where Lightning put the model
+        if self.legacy.cur_epoch == 0:
+            # Lightning creates epoch 0's data iterator before its on_train_epoch_start (later epochs' after
+            # it): the generators that decide epoch 0's order and worker seeds are the ones at this point
+            self._apply_resume_point()
+            self._epoch_rng_state = capture_rng_state()
         self._steppers = {id(stepper.optimizer): stepper for stepper in self.trainer.strategy._lightning_optimizers}
         if self.step_mode == 'captured':
             stepper = self._steppers[id(self.legacy.optimizer)]
@@ -209,10 +215,12 @@ class EpochBridge(lightning.LightningModule):
         self.legacy.device = self.device
 
     def on_train_epoch_start(self) -> None:
-        self._apply_resume_point()  # before this epoch's sampler draws its order
+        if self._epoch_rng_state is None:  # epochs after 0: before this epoch's iterator draws its order
+            self._apply_resume_point()
+            self._epoch_rng_state = capture_rng_state()
         position = self.legacy._run_state.position
         position.phase, position.epoch, position.batches_done = 'train', self.legacy.cur_epoch, 0
-        position.epoch_rng_state = capture_rng_state()
+        position.epoch_rng_state, self._epoch_rng_state = self._epoch_rng_state, None
         self._ended_early = False
         if 'train' in self.runners:
             self.runners['train'].start()

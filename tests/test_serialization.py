@@ -114,3 +114,96 @@ def test_safe_load_allows_numpy_without_importing_lernomatic(original_dir):
             'print(type(h["loss_history"]).__name__, "lernomatic" in sys.modules)')
     run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO)
     assert run.stdout.split() == ['ndarray', 'False'], run.stderr[-2000:]
+
+
+def test_saved_files_get_the_mode_an_ordinary_write_gives(tmp_path):
+    """Not mkstemp's 0600: 0666 less the umask for a new file, the old mode for a replaced one."""
+    fname = tmp_path / 'ck.pkl'
+    old_umask = os.umask(0o027)
+    try:
+        atomic_save({'a': 1}, fname)
+    finally:
+        os.umask(old_umask)
+    assert fname.stat().st_mode & 0o777 == 0o640
+    fname.chmod(0o604)
+    atomic_save({'a': 2}, fname)
+    assert fname.stat().st_mode & 0o777 == 0o604 and safe_load(fname) == {'a': 2}
+
+
+def test_saving_through_a_symlink_replaces_the_file_it_points_to(tmp_path):
+    real = tmp_path / 'runs' / 'ck.pkl'
+    atomic_save({'a': 1}, real)
+    link = tmp_path / 'latest.pkl'
+    link.symlink_to(real)
+    atomic_save({'a': 2}, link)
+    assert link.is_symlink() and safe_load(real) == {'a': 2}
+
+
+def test_a_folder_as_target_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match=f'{tmp_path}: is a folder: give a file name'):
+        atomic_save({'a': 1}, tmp_path)
+    with pytest.raises(CheckpointError, match='is a folder, not a checkpoint'):
+        safe_load(tmp_path)
+
+
+def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
+    """SIGKILL a process in the middle of torch.save; the next save into that folder cleans up after it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+    code = ('import sys, time, torch; from compat import serialization as s\n'
+            'class Slow:\n'
+            '    def __reduce__(self):\n'
+            '        print("writing", flush=True); time.sleep(60); return (dict, ())\n'
+            f's.atomic_save({{"x": torch.zeros(10), "slow": Slow()}}, {str(tmp_path / "ck.pkl")!r})\n')
+    process = subprocess.Popen([sys.executable, '-c', code], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == 'writing'
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith('.ck.pkl.') and left[0].endswith('.tmp')
+    time.sleep(0.01)
+    atomic_save({'a': 1}, tmp_path / 'other.pkl')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['other.pkl']
+
+
+def test_a_full_disk_is_named_and_the_previous_file_survives(tmp_path):
+    """On a real, tiny file system (a tmpfs in a private mount namespace) or, where no namespace can be
+    made, under a file-size limit: the error names the file and the cause, the old file is intact."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    script = tmp_path / 'fill.py'
+    script.write_text(
+        'import sys, torch\n'
+        'from compat.errors import CheckpointError\n'
+        'from compat.serialization import atomic_save, safe_load\n'
+        'target = sys.argv[1] + "/ck.pkl"\n'
+        'atomic_save({"small": torch.zeros(4)}, target)\n'
+        'try:\n'
+        '    atomic_save({"big": torch.zeros(1_000_000)}, target)\n'
+        'except CheckpointError as error:\n'
+        '    print("REFUSED", error)\n'
+        'import os\n'
+        'print("LEFT", sorted(os.listdir(sys.argv[1])), safe_load(target)["small"].shape[0])\n')
+    mount_point = tmp_path / 'tiny'
+    mount_point.mkdir()
+    command = (f'mount -t tmpfs -o size=256k none {mount_point} && '
+               f'{sys.executable} {script} {mount_point}')
+    run = subprocess.run(['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c', command],
+                         capture_output=True, text=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    if 'REFUSED' not in run.stdout:  # no mount namespace here: a file-size limit of 256 kB instead
+        limited = ('import resource, signal, runpy, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); '
+                   'resource.setrlimit(resource.RLIMIT_FSIZE, (256_000, 256_000)); '
+                   f'sys.argv = [{str(script)!r}, {str(mount_point)!r}]; runpy.run_path({str(script)!r})')
+        run = subprocess.run([sys.executable, '-c', limited], capture_output=True, text=True, cwd=REPO,
+                             env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert 'REFUSED' in run.stdout, run.stdout + run.stderr
+    refusal = next(line for line in run.stdout.splitlines() if line.startswith('REFUSED'))
+    assert 'ck.pkl: the disk is full' in refusal or 'ck.pkl: the file is larger than this process may write' in refusal
+    assert 'the previous file (if any) is unchanged' in refusal
+    assert "LEFT ['ck.pkl'] 4" in run.stdout  # no temporary left, the old contents intact
