@@ -95,10 +95,37 @@ def test_find_by_every_method_restores_the_trainer(make_trainer, method):
         assert lo <= hi and np.isclose(np.log10([lo, hi])[:, None], log_lrs[2:8]).any(axis=1).all()
 
 
-def test_find_uses_lightning_devices_and_keeps_working_after(make_trainer):
+def test_sweep_is_the_plain_pytorch_loop_it_stands_for(make_trainer):
+    trainer = make_trainer()
+    net = copy.deepcopy(trainer.model.get_net())
+    optimizer = torch.optim.Adam(net.parameters(), lr=trainer.learning_rate, weight_decay=trainer.weight_decay)
+    finder = make_finder(trainer, lr_select_method='max_acc', beta=0.9)
+    finder.find()
+
+    criterion, mult = torch.nn.CrossEntropyLoss(), (1.0 / 1e-6) ** (1 / len(trainer.train_loader))
+    val_data, val_target = (t.to(trainer.device) for t in trainer.val_loader.dataset.tensors)
+    average, smoothed, accuracy = 0.0, [], []
+    for step, (data, target) in enumerate([batch for _ in range(2) for batch in list(trainer.train_loader)[:5]]):
+        optimizer.param_groups[0]['lr'] = 1e-6 * mult ** step
+        loss = criterion(net(data.to(trainer.device)), target.to(trainer.device))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        average = 0.9 * average + 0.1 * loss.item()
+        smoothed.append(average / (1 - 0.9 ** (step + 1)))
+        with torch.no_grad():
+            accuracy.append((net(val_data).argmax(1) == val_target).double().mean().item())
+    assert finder.smooth_loss_history == pytest.approx(smoothed, rel=1e-6)
+    assert finder.acc_history == pytest.approx(accuracy, abs=1e-12)  # each validation on its own, not a running mean
+    assert len(set(accuracy)) > 2
+
+
+def test_find_is_quiet_and_the_trainer_trains_on(make_trainer, caplog):
     trainer = trained_a_little(make_trainer)
     finder = lr_common.LogFinder(trainer, num_epochs=2, max_batches=5, acc_test=False, lr_select_method='min_loss')
-    finder.find()
+    with caplog.at_level('INFO'):
+        finder.find()
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith('lightning')]  # no banners
     assert finder.acc_history == []  # no validation without acc_test
     trainer.train()  # the trainer trains on as if nothing happened
     assert trainer.cur_epoch == trainer.num_epochs and trainer.get_loss_history() is not None

@@ -271,7 +271,8 @@ class LRFinder:
         if step % self.print_every == 0:
             say(log, self.verbose, '[FIND_LR] batch %d  lr %.3g  loss %.6f  smoothed %.6f  best %.6f',
                 step, self.learning_rate, loss, smooth, self.best_loss)
-        exploded = not math.isfinite(smooth) or smooth > self.explode_thresh * self.best_loss
+        # a multiple of the best loss only means 'worse' while losses are positive
+        exploded = not math.isfinite(smooth) or (self.best_loss > 0 and smooth > self.explode_thresh * self.best_loss)
         if exploded:
             say(log, self.verbose, '[FIND_LR] smoothed loss %.6f passed %g x best (%.6f): stopping',
                 smooth, self.explode_thresh, self.best_loss)
@@ -464,6 +465,8 @@ class LogFinder(LRFinder):
             if getattr(trainer, name, None) is None:
                 raise ConfigError(f'{self!r} needs a trainer with a model and an optimizer: trainer.{name} is None')
         self.check_loaders()
+        if len(trainer.train_loader) == 0:
+            raise ConfigError(f'{self!r} needs training batches: the trainer\'s train_loader is empty')
         if self.lr_select_method == 'min_range':  # fail before the sweep rather than after it
             self.get_lr_range()
         net = trainer.model.get_net()
