@@ -204,7 +204,7 @@ def test_acc_records_the_accuracy_of_the_model(make_trainer):
     finder = make_finder(trainer)
     value = finder.acc(trainer.val_loader, 0)
     with torch.no_grad():
-        data, target = trainer.val_loader.dataset.tensors
+        data, target = (t.to(trainer.device) for t in trainer.val_loader.dataset.tensors)
         expected = (trainer.model.forward(data).argmax(1) == target).double().mean().item()
     assert value == pytest.approx(expected) and finder.acc_history == [value] and finder.best_acc == value
     assert trainer.model.get_net().training
