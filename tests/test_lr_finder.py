@@ -448,6 +448,7 @@ def test_malformed_fields_are_refused_and_change_nothing(tmp_path, changes, fiel
     assert finder.get_params() == before
 
 
+@pytest.mark.filterwarnings('ignore:Detected pickle protocol 3')  # torch's note on the original's pickle
 def test_files_that_are_not_finders_are_refused(tmp_path):
     cases = {'list.pkl': [1.0, 2.0], 'partial.pkl': {'lr_min': 1e-6}}
     for name, record in cases.items():

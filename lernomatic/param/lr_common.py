@@ -455,7 +455,11 @@ class LogFinder(LRFinder):
 
     The rate starts at lr_min and is multiplied by lr_mult = (lr_max/lr_min) ** (1/len(train_loader))
     after every batch, so it reaches lr_max after one whole epoch and goes on rising in the next
-    ones, as in the original; max_batches shortens each epoch without changing lr_mult.
+    ones, as in the original; max_batches shortens each epoch to exactly that many batches (the
+    original ran one more) without changing lr_mult. The accuracy is measured after each batch's
+    step, so acc_history[i], smooth_loss_history[i] and log_lr_history[i] describe the same batch
+    and best_acc_idx / best_loss_idx index all three (the original measured before the step and
+    kept best_acc_idx one past the best).
     """
 
     def find(self) -> tuple[float, float]:
