@@ -1,115 +1,551 @@
-"""LR range test (Smith 2017): train briefly with an exponentially rising learning rate, watch the loss.
+"""Learning-rate range test (Smith 2017) under the original Lernomatic's names.
 
-`LogFinder(trainer, ...).find()` runs it on a Lernomatic trainer's own model, optimizer, criterion
-and training data, puts model and optimizer back as they were, and suggests a range for a cyclic
-schedule: `lr_max` where the smoothed loss falls fastest (the rule Lightning's `Tuner.lr_find`
-suggests with), `lr_min` a tenth of it.
+`LogFinder(trainer, **kwargs).find()` trains the trainer's own model with a learning rate that
+grows by a constant factor every batch, records the smoothed loss (and, with `acc_test`, the
+validation accuracy after every batch), puts the trainer, the weights and the optimizer back as
+they were, and returns an `(lr_min, lr_max)` range chosen by `lr_select_method`. The batches run
+on Lightning's fit loop (`compat.lr_sweep`).
+
+`save` / `load` keep the results in a file of plain values, and `lr_finder_auto_load(fname)`
+rebuilds the finder class a file names. Such files are untrusted input: only the fields declared
+below, of the declared types, are read back, and the class is looked up in this module alone.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
+import math
+import numbers
+import reprlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from compat.errors import ConfigError
+from compat.adapter import LernomaticModule, evaluate_batch
+from compat.errors import CheckpointError, ConfigError
+from compat.kwargs import report_unknown_kwargs
+from compat.logs import get_logger, say
+from compat.lr_sweep import run_lr_sweep
+from compat.metrics import TopOneAccuracy
+from compat.runtime import lightning_devices
+from compat.serialization import atomic_save, safe_load
 
-__all__ = ['LogFinder']
+__all__ = ['LRFinder', 'LogFinder', 'lr_finder_auto_load', 'LR_SELECT_METHODS']
+
+log = get_logger('lr_find')
+
+LR_SELECT_METHODS = ('max_acc', 'min_loss', 'max_range', 'min_range', 'laplace', 'sobel')
+_ACCURACY_METHODS = ('max_acc', 'laplace', 'sobel')
+# A finder file is read whole before it is checked: these bound what a hostile file can make us hold
+# and check. A sweep records four numbers per batch (about 36 bytes in the file): 250,000 batches,
+# far more than a range test needs, fit in 9 MiB.
+MAX_FILE_BYTES = 16 * 2**20
+MAX_HISTORY = 250_000
+_FILE_METADATA = ('module_name', 'module_path')
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 80
 
 
-class LogFinder:
-    """Exponential LR range test over a trainer's training data.
+# ---- what a field holds
+def _real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> bool:
+    return _real(value) and math.isfinite(value)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _numbers(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) <= MAX_HISTORY and all(_real(v) for v in value)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """The values a field takes: a test, the words an error uses, and the plain value that is stored."""
+
+    accepts: Callable[[Any], bool]
+    expected: str
+    plain: Callable[[Any], Any] = lambda value: value
+
+
+NUMBER = Kind(_finite, 'a finite number', float)
+ANY_NUMBER = Kind(_real, 'a number', float)
+POSITIVE = Kind(lambda v: _finite(v) and v > 0, 'a finite number > 0', float)
+AT_LEAST_ONE = Kind(lambda v: _finite(v) and v >= 1, 'a finite number >= 1', float)
+FRACTION = Kind(lambda v: _finite(v) and 0 <= v < 1, 'a number in [0, 1)', float)
+COUNT = Kind(lambda v: _integer(v) and v >= 0, 'an integer >= 0', int)
+POSITIVE_COUNT = Kind(lambda v: _integer(v) and v >= 1, 'an integer >= 1', int)
+FLAG = Kind(lambda v: isinstance(v, bool), 'True or False')
+METHOD = Kind(lambda v: isinstance(v, str) and v in LR_SELECT_METHODS, f'one of {", ".join(LR_SELECT_METHODS)}')
+LABEL = Kind(lambda v: v is None or _integer(v) or (isinstance(v, str) and len(v) <= 1000),
+             'None, an integer or a string of at most 1000 characters', lambda v: v if v is None or isinstance(v, str)
+             else int(v))
+NUMBERS = Kind(_numbers, f'a list of at most {MAX_HISTORY} numbers', lambda v: [float(x) for x in v])
+
+
+@dataclass(frozen=True)
+class Field:
+    """One declared attribute of a finder: its default, its kind, and why it exists."""
+
+    default: Any
+    kind: Kind
+    doc: str
+
+
+# The constructor's kwargs, in the original's order; saved and loaded with the results.
+FINDER_OPTIONS: dict[str, Field] = {
+    'num_epochs': Field(8, POSITIVE_COUNT, 'passes over the training data at most'),
+    'lr_mult': Field(0.0, NUMBER, 'accepted as the original accepted it; find() sets it'),
+    'lr_min': Field(1e-6, POSITIVE, 'the first learning rate'),
+    'lr_max': Field(1.0, POSITIVE, 'the learning rate reached after one whole epoch'),
+    'explode_thresh': Field(4.0, AT_LEAST_ONE, 'stop once the smoothed loss exceeds this many times its best'),
+    'beta': Field(0.999, FRACTION, 'weight of the old value in the loss moving average'),
+    'gamma': Field(0.999995, NUMBER, 'unused, as in the original'),
+    'lr_min_factor': Field(2.0, NUMBER, 'lo = 10**(log10(hi) * lr_min_factor) for max_acc, min_loss, max_range'),
+    'lr_max_scale': Field(1.0, NUMBER, 'hi = 10**(log10(lr) * lr_max_scale) for max_acc, min_loss, max_range'),
+    'lr_select_method': Field('max_acc', METHOD, 'how get_lr_range() picks the range'),
+    'lr_trunc': Field(10, COUNT, 'laplace/sobel: points left out at each end of the accuracy curve'),
+    'max_batches': Field(0, COUNT, 'training batches per epoch at most; 0: all'),
+    'grad_thresh': Field(0.002, NUMBER, 'unused, as in the original'),
+    'acc_test': Field(True, FLAG, 'measure validation accuracy after every batch'),
+    'print_every': Field(20, POSITIVE_COUNT, 'batches between progress messages'),
+    'verbose': Field(False, FLAG, 'progress messages at INFO and Lightning\'s progress bar'),
+    'expr_id': Field(None, LABEL, 'a label of your own for the experiment'),
+}
+
+# What find() records; reset at the start of every find().
+FINDER_STATE: dict[str, Field] = {
+    'avg_loss': Field(0.0, ANY_NUMBER, 'the loss moving average, before bias correction'),
+    'best_loss': Field(1e6, ANY_NUMBER, 'the lowest smoothed loss'),
+    'best_loss_idx': Field(0, COUNT, 'its index in smooth_loss_history and log_lr_history'),
+    'best_acc': Field(0.0, ANY_NUMBER, 'the highest accuracy'),
+    'best_acc_idx': Field(0, COUNT, 'its index in acc_history and log_lr_history'),
+    'learning_rate': Field(0.0, ANY_NUMBER, 'the learning rate of the next batch'),
+    'smooth_loss_history': Field((), NUMBERS, 'the bias-corrected smoothed loss after each batch'),
+    'log_lr_history': Field((), NUMBERS, 'log10 of the learning rate each batch trained with'),
+    'acc_history': Field((), NUMBERS, 'validation accuracy after each batch (acc_test)'),
+    'loss_grad_history': Field((), NUMBERS, 'change of the loss moving average from one batch to the next'),
+}
+
+
+def _checked(fields: Mapping[str, Field], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The plain value of every field in `given`; ConfigError names the first bad one."""
+    values = {}
+    for name, value in given.items():
+        kind = fields[name].kind
+        if not kind.accepts(value):
+            raise ConfigError(f'{name} must be {kind.expected}, got {_short.repr(value)}')
+        values[name] = kind.plain(value)
+    return values
+
+
+def _check_options_together(values: Mapping[str, Any]) -> None:
+    if values['lr_min'] >= values['lr_max']:
+        raise ConfigError(f"lr_min must be below lr_max, got lr_min={values['lr_min']!r}, lr_max={values['lr_max']!r}")
+    method = values['lr_select_method']
+    if not values['acc_test'] and method in _ACCURACY_METHODS:
+        raise ConfigError(f'acc_test=False records no accuracy, but lr_select_method={method!r} picks the range '
+                          "from it: use lr_select_method='min_loss' or 'max_range', or acc_test=True")
+
+
+def _check_state_together(values: Mapping[str, Any]) -> None:
+    """The indices get_lr_range() follows must point into the histories."""
+    steps = len(values['log_lr_history'])
+    if len(values['smooth_loss_history']) != steps:
+        raise ConfigError(f"smooth_loss_history has {len(values['smooth_loss_history'])} values but log_lr_history "
+                          f'has {steps}: they must have one value per batch each')
+    if len(values['acc_history']) not in (0, steps):
+        raise ConfigError(f"acc_history has {len(values['acc_history'])} values: it must be empty or have one per "
+                          f'batch ({steps})')
+    for index, history in (('best_loss_idx', 'log_lr_history'), ('best_acc_idx', 'acc_history')):
+        limit = max(1, len(values[history]))
+        if values[index] >= limit:
+            raise ConfigError(f'{index} must be below {limit} (the length of {history}), got {values[index]}')
+
+
+def _read_finder_file(fname: str | Path) -> dict:
+    """The dict a finder file holds, read without running anything in it."""
+    path = Path(fname)
+    if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+        raise CheckpointError(f'{path}: {path.stat().st_size} bytes is too large for an LR finder file '
+                              f'(at most {MAX_FILE_BYTES})')
+    record = safe_load(path)
+    if not isinstance(record, dict):
+        raise CheckpointError(f'{path}: holds a {type(record).__name__}, not the dict an LR finder saves')
+    return record
+
+
+class LRFinder:
+    """Finds a learning-rate range for a Lernomatic trainer; subclasses say how the rate moves (`find`).
 
     Args:
-        trainer: a Lernomatic `Trainer` with a model, optimizer, criterion and train_loader.
-        lr_min: the first learning rate tried.
-        lr_max: the last learning rate tried.
-        num_iter: how many iterations (batches) the test runs at most.
-        explode_thresh: stop once the smoothed loss exceeds this many times its lowest value.
-        beta: smoothing of the loss (exponential moving average with bias correction).
+        trainer: a Lernomatic `Trainer`; never touched until `find()`, so None is fine for a finder
+            that only holds loaded results.
+        **kwargs: `FINDER_OPTIONS`, with their defaults; `strict=True` (or `LERNOMATIC_STRICT=1`)
+            makes unknown kwargs an error instead of one warning.
     """
 
-    def __init__(self, trainer: Any, lr_min: float = 1e-8, lr_max: float = 1.0, num_iter: int = 100,
-                 explode_thresh: float = 4.0, beta: float = 0.98) -> None:
-        if not 0 < lr_min < lr_max:
-            raise ConfigError(f'need 0 < lr_min < lr_max, got lr_min={lr_min}, lr_max={lr_max}')
-        if num_iter < 2:
-            raise ConfigError(f'num_iter must be at least 2, got {num_iter}')
-        if trainer.model is None or trainer.optimizer is None or trainer.train_loader is None:
-            raise ConfigError('LogFinder needs a trainer with a model, an optimizer and training data')
+    options: Mapping[str, Field] = FINDER_OPTIONS
+    state_fields: Mapping[str, Field] = FINDER_STATE
+
+    def __init__(self, trainer: Any, **kwargs: Any) -> None:
+        strict = kwargs.pop('strict', None)
+        if strict is not None and not isinstance(strict, bool):
+            raise ConfigError(f'strict must be None, True or False, got {strict!r}')
+        report_unknown_kwargs(type(self).__name__, [k for k in kwargs if k not in self.options], self.options, strict)
+        values = _checked(self.options, {name: kwargs.get(name, f.default) for name, f in self.options.items()})
+        _check_options_together(values)
         self.trainer = trainer
-        self.lr_min, self.lr_max, self.num_iter = lr_min, lr_max, num_iter
-        self.explode_thresh, self.beta = explode_thresh, beta
-        self.lrs: list[float] = []
-        self.losses: list[float] = []
+        for name, value in values.items():
+            setattr(self, name, value)
+        self.model_params: dict | None = None
+        self.trainer_params: dict | None = None
+        self._init_history()
 
     def __repr__(self) -> str:
-        return f'LogFinder({self.lr_min:g} -> {self.lr_max:g}, {self.num_iter} iterations)'
+        return type(self).__name__
 
-    def _lr_at(self, step: int) -> float:
-        return self.lr_min * (self.lr_max / self.lr_min) ** (step / (self.num_iter - 1))
+    def __str__(self) -> str:
+        return (f'{self!r} ({self.lr_min:g} -> {self.lr_max:g})\nMethod [{self.lr_select_method}]\n'
+                f'avg_loss : {self.avg_loss:f}, best_loss: {self.best_loss:f}, best_acc: {self.best_acc:f}\n')
+
+    def _init_history(self) -> None:
+        """Every declared state attribute back to its default (fresh lists)."""
+        for name, field in self.state_fields.items():
+            setattr(self, name, field.kind.plain(field.default))
+
+    # ---- the trainer's state around a sweep
+    def save_model_params(self, params: dict) -> None:
+        self.model_params = copy.deepcopy(params)
+
+    def load_model_params(self) -> dict | None:
+        return self.model_params
+
+    def save_trainer_params(self, params: dict) -> None:
+        self.trainer_params = copy.deepcopy(params)
+
+    def load_trainer_params(self) -> dict | None:
+        return self.trainer_params
+
+    def _require_trainer(self) -> Any:
+        if self.trainer is None:
+            raise ConfigError(f'{self!r} has no trainer: build it as {self!r}(trainer, ...) to run find() '
+                              '(a finder from lr_finder_auto_load holds saved results only)')
+        return self.trainer
+
+    def check_loaders(self) -> None:
+        """ValueError unless the trainer has a training and a validation loader."""
+        trainer = self._require_trainer()
+        if getattr(trainer, 'train_loader', None) is None:
+            raise ConfigError(f'{self!r} needs training data: the trainer has no train_loader (pass train_dataset=)')
+        if getattr(trainer, 'val_loader', None) is None:
+            raise ConfigError(f'{self!r} needs validation data: the trainer has no val_loader (pass val_dataset=)')
 
     def find(self) -> tuple[float, float]:
-        """Run the test and return the suggested (lr_min, lr_max); model and optimizer are restored."""
-        trainer = self.trainer
-        model_state = copy.deepcopy(trainer.model.get_net_state_dict())
-        optim_state = copy.deepcopy(trainer.optimizer.state_dict())
-        self.lrs, self.losses = [], []
+        raise NotImplementedError(f'{self!r} is the base class: use a subclass such as LogFinder')
+
+    # ---- recording
+    def _record_loss(self, loss: float) -> bool:
+        """Smooth one batch's loss, record it with the batch's lr; True when the loss exploded."""
+        step = len(self.smooth_loss_history)
+        previous = self.avg_loss
+        self.avg_loss = self.beta * self.avg_loss + (1.0 - self.beta) * loss
+        # bias correction counts every batch of the sweep (the original restarted the count each epoch
+        # while the average went on)
+        smooth = self.avg_loss / (1.0 - self.beta ** (step + 1))
+        if step > 0:
+            self.loss_grad_history.append(self.avg_loss - previous)
+        self.smooth_loss_history.append(smooth)
+        self.log_lr_history.append(math.log10(self.learning_rate))
+        if smooth < self.best_loss:
+            self.best_loss, self.best_loss_idx = smooth, step
+        self._write_scalars(step, {'lr_find/loss': loss, 'lr_find/smooth_loss': smooth})
+        if step % self.print_every == 0:
+            say(log, self.verbose, '[FIND_LR] batch %d  lr %.3g  loss %.6f  smoothed %.6f  best %.6f',
+                step, self.learning_rate, loss, smooth, self.best_loss)
+        # a multiple of the best loss only means 'worse' while losses are positive
+        exploded = not math.isfinite(smooth) or (self.best_loss > 0 and smooth > self.explode_thresh * self.best_loss)
+        if exploded:
+            say(log, self.verbose, '[FIND_LR] smoothed loss %.6f passed %g x best (%.6f): stopping',
+                smooth, self.explode_thresh, self.best_loss)
+        return exploded
+
+    def _record_accuracy(self, accuracy: float, mean_loss: float) -> None:
+        index = len(self.acc_history)
+        self.acc_history.append(accuracy)
+        if accuracy > self.best_acc:
+            self.best_acc, self.best_acc_idx = accuracy, index
+        self._write_scalars(max(0, len(self.log_lr_history) - 1),
+                            {'lr_find/val_acc': accuracy, 'lr_find/avg_val_loss': mean_loss})
+
+    def _write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+        writer = getattr(self.trainer, 'tb_writer', None)
+        if writer is not None:
+            for tag, value in scalars.items():
+                writer.add_scalar(tag, value, step)
+
+    def acc(self, data_loader: Any, batch_idx: int = 0) -> float:
+        """Accuracy of the trainer's model over `data_loader` (on `trainer.device`), recorded as one point.
+
+        `find()` measures the same through Lightning's validation loop; this is the original's
+        method for code that calls it directly. `batch_idx` is accepted as the original took it.
+        """
+        trainer = self._require_trainer()
+        net = trainer.model.get_net()
+        was_training = net.training
+        accuracy, losses = TopOneAccuracy().to(trainer.device), []
+        net.eval()
+        with torch.no_grad():
+            for data, target in data_loader:
+                batch = (data.to(trainer.device), target.to(trainer.device))
+                losses.append(evaluate_batch(trainer.model.forward, trainer.criterion, batch, accuracy))
+        net.train(was_training)
+        value = float(accuracy.compute())
+        self._record_accuracy(value, float(torch.stack(losses).mean()) if losses else float('nan'))
+        return value
+
+    def get_lr_history(self) -> list[float] | None:
+        return self.log_lr_history if self.log_lr_history else None
+
+    # ---- the range
+    def get_lr_range(self) -> tuple[float, float]:
+        """`(lr_min, lr_max)` by `lr_select_method`.
+
+        'max_acc' / 'min_loss' / 'max_range': with L the log10 lr at the best accuracy / the best
+        smoothed loss / the last batch, hi = L * lr_max_scale and lo = hi * lr_min_factor, both
+        products on the log10 value as the original computed them, returned as 10**lo, 10**hi.
+
+        'laplace' / 'sobel': edges of the accuracy curve, decided here where the spec is loose:
+        the kernel ([-1, 4, -1] / [-1, 0, 1]) is applied centred on each accuracy point that has
+        both neighbours (no zero padding, so no spurious edges at the ends and point j is
+        log_lr_history[j]); [-1, 0, 1] is applied as a gradient (next minus previous), so it is
+        high where the accuracy climbs fastest, and [-1, 4, -1] is high at the ends of a plateau
+        of high accuracy. Only points at least lr_trunc from either end are considered; those
+        below 0.9 x the highest response among them are dropped, and the range runs from the
+        first remaining lr to the last (lo <= hi). The original took 'second-to-last' to skip
+        the zero-padding artifact of its 'full' convolution, and returned the two swapped.
+
+        Raises:
+            NotImplementedError: 'min_range', which the original never implemented.
+            ValueError: an unknown method, or no history to choose from.
+        """
+        method = self.lr_select_method
+        if method == 'min_range':
+            raise NotImplementedError("lr_select_method='min_range' was never implemented in Lernomatic: "
+                                      f'use one of {", ".join(m for m in LR_SELECT_METHODS if m != "min_range")}')
+        if method not in _RANGE_RULES:
+            raise ValueError(f'Invalid lr_select_method {method!r}: use one of {", ".join(LR_SELECT_METHODS)}')
+        if not self.log_lr_history:
+            raise ValueError(f'{self!r} has no learning-rate history: run find() or load() a saved finder first')
+        if method in _ACCURACY_METHODS and not self.acc_history:
+            raise ValueError(f'lr_select_method={method!r} needs the accuracy history, which is empty: '
+                             "run find() with acc_test=True, or use 'min_loss' or 'max_range'")
+        lo, hi = _RANGE_RULES[method](self)
+        return 10.0 ** lo, 10.0 ** hi
+
+    # ---- plots
+    def plot_lr_vs_acc(self, ax: Any, title: str | None = None, log: bool = False) -> None:
+        """Accuracy against the lr (log10 lr with `log`) on a matplotlib axis, red lines at the range."""
+        if not self.log_lr_history:
+            raise RuntimeError(f'[{self!r}] no learning rate history')
+        if not self.acc_history:
+            raise RuntimeError(f'[{self!r}] no accuracy history')
+        self._plot(ax, self.acc_history, log, 'Accuracy',
+                   title or f'Accuracy vs. Learning rate [{self.lr_select_method}]')
+
+    def plot_lr_vs_loss(self, ax: Any, title: str | None = None, log: bool = False) -> None:
+        """Smoothed loss against the lr (log10 lr with `log`) on a matplotlib axis, red lines at the range."""
+        if not self.log_lr_history:
+            raise ValueError(f'[{self!r}] no learning rate history')
+        self._plot(ax, self.smooth_loss_history, log, 'Smooth loss',
+                   title or f'Learning rate vs. Loss [{self.lr_select_method}]')
+
+    def _plot(self, ax: Any, values: list[float], log: bool, ylabel: str, title: str) -> None:
+        log_lr = np.asarray(self.log_lr_history[:len(values)])
+        ax.plot(log_lr if log else 10.0 ** log_lr, np.asarray(values[:len(log_lr)]))
+        # the original drew these at 10**lr on the linear axis, off the curve: here on the curve's scale
+        for name, lr in zip(('lr_min', 'lr_max'), self.get_lr_range(), strict=True):
+            ax.axvline(x=math.log10(lr) if log else lr, color='r', label=name)
+        ax.set_xlabel('Learning rate')
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+
+    # ---- files
+    def get_params(self) -> dict[str, Any]:
+        """The finder's settings and results as plain values: what `save` writes."""
+        params = {name: copy.copy(getattr(self, name)) for name in (*self.options, *self.state_fields)}
+        params['module_name'] = type(self).__name__
+        params['module_path'] = __name__
+        return params
+
+    def save(self, fname: str | Path) -> None:
+        """Write `get_params()` with `torch.save`, atomically (no trainer, no saved weights)."""
+        atomic_save(self.get_params(), fname)
+
+    def load(self, fname: str | Path) -> None:
+        """Restore settings and results from a `save`d file; unknown keys are ignored with a warning.
+
+        Raises:
+            CheckpointError: the file cannot be read, or a field is missing or malformed (nothing is
+                changed then).
+        """
+        self._restore(_read_finder_file(fname), fname)
+
+    def _restore(self, record: Mapping[Any, Any], fname: str | Path) -> None:
+        fields = {**self.options, **self.state_fields}
+        unknown = [key for key in record if key not in fields and key not in _FILE_METADATA]
+        if unknown:
+            log.warning('%s: ignored unknown field(s) %s', fname, _short.repr(unknown))
+        missing = [name for name in fields if name not in record]
+        if missing:
+            raise CheckpointError(f'{fname}: not an LR finder file: missing field(s) {", ".join(missing)}')
         try:
-            self._run(trainer)
+            values = _checked(fields, {name: record[name] for name in fields})
+            _check_options_together(values)
+            _check_state_together(values)
+        except ConfigError as error:
+            raise CheckpointError(f'{fname}: field {error}') from None
+        for name, value in values.items():
+            setattr(self, name, value)
+
+
+def _scaled(finder: LRFinder, log_lr: float) -> tuple[float, float]:
+    hi = log_lr * finder.lr_max_scale
+    return hi * finder.lr_min_factor, hi
+
+
+def _edge_range(finder: LRFinder, kernel: tuple[float, float, float]) -> tuple[float, float]:
+    """(lo, hi) log10 lr of the strongest edge response of the accuracy curve (see get_lr_range)."""
+    accuracy = np.asarray(finder.acc_history[:len(finder.log_lr_history)], dtype=np.float64)
+    count, trunc = len(accuracy), finder.lr_trunc
+    start, stop = max(trunc, 1), min(count - trunc, count - 1)
+    if start >= stop:
+        raise ValueError(f'lr_select_method={finder.lr_select_method!r} needs accuracy points at least '
+                         f'lr_trunc={trunc} from both ends, and the sweep has {count}: lower lr_trunc or sweep '
+                         'more batches')
+    # response[j - 1] is centred on accuracy[j]
+    response = np.correlate(accuracy, np.asarray(kernel, dtype=np.float64), mode='valid')[start - 1:stop - 1]
+    peak = response.max()
+    if peak <= 0:
+        raise ValueError(f'lr_select_method={finder.lr_select_method!r} found no edge in the accuracy curve '
+                         '(its response is nowhere positive): try max_acc or min_loss')
+    kept = np.flatnonzero(response >= 0.9 * peak) + start
+    return finder.log_lr_history[kept[0]], finder.log_lr_history[kept[-1]]
+
+
+_RANGE_RULES: dict[str, Callable[[LRFinder], tuple[float, float]]] = {
+    'max_acc': lambda f: _scaled(f, f.log_lr_history[f.best_acc_idx]),
+    'min_loss': lambda f: _scaled(f, f.log_lr_history[f.best_loss_idx]),
+    'max_range': lambda f: _scaled(f, f.log_lr_history[-1]),
+    'laplace': lambda f: _edge_range(f, (-1.0, 4.0, -1.0)),
+    'sobel': lambda f: _edge_range(f, (-1.0, 0.0, 1.0)),
+}
+
+
+class LogFinder(LRFinder):
+    """The LR range test with a learning rate multiplied by a constant every batch.
+
+    The rate starts at lr_min and is multiplied by lr_mult = (lr_max/lr_min) ** (1/len(train_loader))
+    after every batch, so it reaches lr_max after one whole epoch and goes on rising in the next
+    ones, as in the original; max_batches shortens each epoch to exactly that many batches (the
+    original ran one more) without changing lr_mult. The accuracy is measured after each batch's
+    step, so acc_history[i], smooth_loss_history[i] and log_lr_history[i] describe the same batch
+    and best_acc_idx / best_loss_idx index all three (the original measured before the step and
+    kept best_acc_idx one past the best).
+    """
+
+    def find(self) -> tuple[float, float]:
+        """Run the sweep, restore trainer params, weights and optimizer state, return `get_lr_range()`."""
+        trainer = self._require_trainer()
+        for name in ('model', 'optimizer'):
+            if getattr(trainer, name, None) is None:
+                raise ConfigError(f'{self!r} needs a trainer with a model and an optimizer: trainer.{name} is None')
+        self.check_loaders()
+        if len(trainer.train_loader) == 0:
+            raise ConfigError(f'{self!r} needs training batches: the trainer\'s train_loader is empty')
+        if self.lr_select_method == 'min_range':  # fail before the sweep rather than after it
+            self.get_lr_range()
+        net = trainer.model.get_net()
+        self.save_model_params(trainer.model.get_net_state_dict())
+        self.save_trainer_params(trainer.get_trainer_params())
+        optimizer_state = copy.deepcopy(trainer.optimizer.state_dict())
+        modes = {module: module.training for module in net.modules()}
+        self._init_history()
+        self.learning_rate = self.lr_min
+        self.lr_mult = (self.lr_max / self.lr_min) ** (1.0 / len(trainer.train_loader))
+        say(log, self.verbose, 'Finding lr using trainer :\n%s', trainer)
+        module = LernomaticModule(trainer.model, criterion=trainer.criterion, optimizer=trainer.optimizer)
+        accelerator, devices = lightning_devices(getattr(trainer, 'accelerator', None),
+                                                 getattr(trainer, 'devices', None), getattr(trainer, 'device_id', -1))
+        try:
+            run_lr_sweep(module, self, trainer.train_loader, trainer.val_loader if self.acc_test else None,
+                         max_epochs=self.num_epochs, max_batches=self.max_batches, accelerator=accelerator,
+                         devices=devices, precision=getattr(trainer, 'precision', None), verbose=self.verbose)
         finally:
-            trainer.model.set_net_state_dict(model_state)
-            trainer.optimizer.load_state_dict(optim_state)
-        steepest = self.suggestion()
-        return steepest / 10.0, steepest
+            self._put_back(trainer, module, optimizer_state, modes)
+        return self.get_lr_range()
 
-    def _run(self, trainer: Any) -> None:
-        trainer.model.set_train()
-        average, best = 0.0, float('inf')
-        batches = itertools.chain.from_iterable(itertools.repeat(trainer.train_loader))
-        for step, (data, target) in zip(range(self.num_iter), batches, strict=False):
-            lr = self._lr_at(step)
-            for group in trainer.optimizer.param_groups:
-                group['lr'] = lr
-            data, target = data.to(trainer.device), target.to(trainer.device)
-            loss = trainer.criterion(trainer.model.forward(data), target)
-            trainer.optimizer.zero_grad()
-            loss.backward()
-            trainer.optimizer.step()
-            average = self.beta * average + (1 - self.beta) * loss.item()
-            smoothed = average / (1 - self.beta ** (step + 1))
-            self.lrs.append(lr)
-            self.losses.append(smoothed)
-            best = min(best, smoothed)
-            if step > 0 and smoothed > self.explode_thresh * best:
-                break
+    def _put_back(self, trainer: Any, module: torch.nn.Module, optimizer_state: dict,
+                  modes: Mapping[torch.nn.Module, bool]) -> None:
+        """Trainer params, weights, optimizer state and train/eval modes as they were before find().
 
-    def suggestion(self, skip_begin: int = 10, skip_end: int = 1) -> float:
-        """The learning rate where the smoothed loss falls fastest (skipping the noisy ends)."""
-        losses = np.array(self.losses[skip_begin:len(self.losses) - skip_end])
-        lrs = self.lrs[skip_begin:len(self.lrs) - skip_end]
-        if len(losses) < 2:
-            raise ConfigError(f'the range test stopped after {len(self.losses)} iterations: too few to suggest a '
-                              'learning rate; lower lr_min or raise explode_thresh')
-        return float(lrs[int(np.argmin(np.gradient(losses)))])
+        The original meant to restore the weights and did not; it never restored the optimizer.
+        """
+        say(log, self.verbose, '[FIND_LR] restoring trainer state')
+        if getattr(trainer, 'device', None) is not None:
+            module.to(trainer.device)  # Lightning's teardown leaves model and criterion on the CPU
+        trainer.set_trainer_params(self.load_trainer_params())
+        trainer.model.set_net_state_dict(self.load_model_params())
+        trainer.optimizer.load_state_dict(optimizer_state)  # also moves its tensors to the weights' device
+        for submodule, training in modes.items():
+            submodule.training = training
 
-    def plot(self, fname: str | Path) -> Path:
-        """Smoothed loss against learning rate (log scale), the suggestion marked, as a PNG."""
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
+    # ---- compat.lr_sweep.SweepListener
+    def on_sweep_batch_start(self) -> None:
+        self.trainer.set_learning_rate(self.learning_rate)
 
-        fig, axis = plt.subplots(figsize=(7, 4))
-        axis.plot(self.lrs, self.losses)
-        axis.axvline(self.suggestion(), color='red', ls='--', label=f'steepest: {self.suggestion():.2e}')
-        axis.set_xscale('log')
-        axis.set_xlabel('learning rate')
-        axis.set_ylabel('smoothed loss')
-        axis.legend()
-        fig.tight_layout()
-        fig.savefig(fname, dpi=100)
-        plt.close(fig)
-        return Path(fname)
+    def on_sweep_batch_end(self, loss: float) -> bool:
+        exploded = self._record_loss(loss)
+        self.learning_rate *= self.lr_mult
+        return exploded
+
+    def on_sweep_validation_end(self, accuracy: float, mean_loss: float) -> None:
+        self._record_accuracy(accuracy, mean_loss)
+
+
+def _finder_classes() -> dict[str, type[LRFinder]]:
+    """LRFinder and its subclasses defined in this module, by class name."""
+    return {name: value for name, value in globals().items()
+            if isinstance(value, type) and issubclass(value, LRFinder) and value.__module__ == __name__
+            and value.__name__ == name}
+
+
+def lr_finder_auto_load(fname: str | Path) -> LRFinder:
+    """The finder a `save`d file holds, as the class it names, built with no trainer.
+
+    The class must be LRFinder or a subclass defined in this module ('module_path' must be this
+    module): nothing named by the file is imported.
+
+    Raises:
+        CheckpointError: the file cannot be read, names another class or module, or holds a bad field.
+    """
+    record = _read_finder_file(fname)
+    path, name = record.get('module_path'), record.get('module_name')
+    if path != __name__:
+        raise CheckpointError(f'{fname}: module_path must be {__name__!r} (LR finders are looked up there only), '
+                              f'got {_short.repr(path)}')
+    classes = _finder_classes()
+    if not isinstance(name, str) or name not in classes:
+        raise CheckpointError(f'{fname}: module_name must be one of {", ".join(sorted(classes))}, '
+                              f'got {_short.repr(name)}')
+    finder = classes[name](None)
+    finder._restore(record, fname)
+    return finder
