@@ -86,10 +86,67 @@ def test_strict_makes_unknown_kwargs_an_error(monkeypatch):
     (dict(device_id=torch.cuda.device_count() + 1), r'this machine has \d+ CUDA GPU'),
     (dict(early_stop={'epochs': 2}), "early_stop must be None or a dict with exactly the keys 'num_epochs'"),
     (dict(lr_scheduler=0.1), 'lr_scheduler must be None or an object with a get_lr'),
+    (dict(stop_when_acc='x'), "stop_when_acc must be a finite number, got 'x'"),
+    (dict(stop_when_acc=1.5), 'stop_when_acc must be a number from 0 to 1'),
+    (dict(early_stop={'num_epochs': 2, 'improv': 'x'}), r"early_stop\['improv'\] must be a finite number"),
+    (dict(early_stop={'num_epochs': 2.5, 'improv': 0.1}), r"early_stop\['num_epochs'\] must be a positive integer"),
+    (dict(early_stop={'num_epochs': 2, 'improv': 0.1, 'patience': 3}), 'exactly the keys'),
+    (dict(tb_writer='logs'), 'tb_writer must be None or a SummaryWriter'),
+    (dict(learning_rate='0.1'), "learning_rate must be a finite number, got '0.1'"),
+    (dict(learning_rate=-1e-3), 'learning_rate must be a number >= 0'),
+    (dict(weight_decay=float('nan')), 'weight_decay must be a finite number'),
+    (dict(momentum=None), 'momentum must be a finite number'),
+    (dict(save_every=2.0), 'save_every must be an integer >= -1'),
+    (dict(save_every=-5), 'save_every must be an integer >= -1'),
+    (dict(callbacks=[print]), 'callbacks must be None or a list of lightning.Callback'),
+    (dict(logger='tensorboard'), 'logger must be True, False or a Lightning logger'),
+    (dict(optim_function='Optimizer'), "optim_function='Optimizer' is not an optimizer"),
+    (dict(loss_function='Linear'), "loss_function='Linear' is not a loss class"),
+    (dict(shuffle='yes'), 'shuffle must be True or False'),
+    (dict(checkpoint_name='../elsewhere'), 'checkpoint_name must be a file name prefix without path separators'),
+    (dict(train_dataset=[1, 2, 3]), None),  # a list is a map-style dataset: allowed
+    (dict(train_dataset=torch.utils.data.DataLoader(range(10))), 'train_dataset is a DataLoader: pass its dataset'),
+    (dict(val_dataset=42), 'val_dataset must be a torch Dataset'),
+    (dict(trusted_modules=['my nets']), "trusted_modules: 'my nets' is not a dotted module name"),
+    (dict(deterministic='yes'), "deterministic must be None, True, False or 'warn'"),
 ])
-def test_bad_values_fail_before_work(kwargs, message):
+def test_bad_values_fail_before_work(kwargs, message, tmp_path):
+    kwargs.setdefault('checkpoint_dir', str(tmp_path / 'never'))
+    if message is None:
+        Trainer(None, batch_size=1, **kwargs)
+        return
     with pytest.raises(ConfigError, match=message):
         Trainer(None, **kwargs)
+    assert not (tmp_path / 'never').exists()  # nothing written before the error
+
+
+def test_checkpoint_dir_must_be_or_become_a_folder(tmp_path):
+    (tmp_path / 'a_file').write_text('x')
+    with pytest.raises(ConfigError, match='exists and is not a folder'):
+        Trainer(None, checkpoint_dir=str(tmp_path / 'a_file'))
+    with pytest.raises(ConfigError, match='cannot be created'):
+        Trainer(None, checkpoint_dir=str(tmp_path / 'a_file' / 'sub'))
+    Trainer(None, checkpoint_dir=str(tmp_path / 'new' / 'sub'))  # created when first written, not before
+    assert not (tmp_path / 'new').exists()
+
+
+def test_a_loader_with_no_batches_is_an_error(fixture_nets, fixture_data):
+    with pytest.raises(ConfigError, match=r'train_loader has no batches: its dataset holds 20 samples, fewer than its '
+                                          r'batch size 64, and drop_last=True'):
+        Trainer(fixture_nets.MLPModel(), train_dataset=fixture_data.make(20, 1))
+    with pytest.raises(ConfigError, match='val_loader has no batches'):
+        Trainer(fixture_nets.MLPModel(), train_dataset=fixture_data.make(200, 1), val_dataset=fixture_data.make(10, 2))
+    trainer = Trainer(fixture_nets.MLPModel(), train_dataset=fixture_data.make(20, 1), drop_last=False)
+    assert len(trainer.train_loader) == 1
+    with pytest.raises(ConfigError, match='train_loader has no batches'):
+        Trainer(fixture_nets.MLPModel(), train_dataset=fixture_data.make(200, 1)).set_train_dataset(
+            fixture_data.make(5, 3))
+
+
+def test_a_bare_nn_module_is_refused_with_how_to_wrap_it():
+    with pytest.raises(ConfigError, match=r'(?s)got a torch.nn.Module \(Linear\).*'
+                                          r'class LinearModel\(common.LernomaticModel\)'):
+        Trainer(torch.nn.Linear(3, 2))
 
 
 def test_train_without_data_or_model_says_what_is_missing(fixture_nets, fixture_data):
