@@ -143,6 +143,13 @@ def test_a_loader_with_no_batches_is_an_error(fixture_nets, fixture_data):
             fixture_data.make(5, 3))
 
 
+def test_a_momentum_schedule_needs_an_optimizer_with_momentum(make_trainer):
+    trainer = make_trainer(optim_function='Adagrad', mtm_scheduler=RecordingScheduler())
+    with pytest.raises(ConfigError, match='mtm_scheduler=Recording sets momentum, but Adagrad has none'):
+        trainer.train()
+    assert trainer.loss_iter == 0
+
+
 def test_a_bare_nn_module_is_refused_with_how_to_wrap_it():
     with pytest.raises(ConfigError, match=r'(?s)got a torch.nn.Module \(Linear\).*'
                                           r'class LinearModel\(common.LernomaticModel\)'):
