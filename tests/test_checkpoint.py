@@ -158,3 +158,18 @@ def test_a_failed_load_leaves_the_trainer_as_it_was(make_trainer, original_check
     with pytest.raises(CheckpointError):
         trainer.load_checkpoint(str(fname))
     assert trainer.model is model and trainer.optimizer is optimizer and trainer.num_epochs == 7
+
+
+def test_the_originals_bare_torch_load_reads_our_checkpoint(trained, tmp_path):
+    """On torch >= 2.6 the original's `torch.load(fname)` is weights-only and allows no numpy: our extra keys
+    (rng_state, resume) must hold tensors and plain values only, so the original still reads the file."""
+    import subprocess
+    import sys
+    fname = tmp_path / 'ours.pkl'
+    trained.save_checkpoint(str(fname))
+    code = ('import sys, torch; data = torch.load(sys.argv[1]); '
+            'print(sorted(data), "numpy" in sys.modules and "lernomatic" in sys.modules)')
+    run = subprocess.run([sys.executable, '-c', code, str(fname)], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split('] ')[0] == "['model', 'optim', 'resume', 'rng_state', 'trainer_params'"
+    assert run.stdout.strip().endswith('False')  # lernomatic was not imported: nothing registered numpy
