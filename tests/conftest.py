@@ -19,6 +19,9 @@ TEST_DATA = Path(__file__).resolve().parent / 'data'
 # the user module they name and the data recipe, both written here.
 ORIGINAL = TEST_DATA / 'original'
 
+# tests/data holds users' code and files, run in their own processes (the legacy tree's old-style tests too)
+collect_ignore = ['data']
+
 for folder in (ORIGINAL, TEST_DATA):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
