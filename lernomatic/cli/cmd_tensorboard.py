@@ -64,7 +64,8 @@ def _write_series(writer, tag: str, values: np.ndarray) -> None:
     """Steps count from 1, as the original's iteration counters did after each write."""
     stride = max(1, math.ceil(len(values) / MAX_EVENTS))
     if stride > 1:
-        log.warning('%s: %d points, written every %d-th', tag, len(values), stride)
+        log.warning('%s: %s has %d points: every %dth is written (TensorBoard shows 1,000 per curve)',
+                    writer.log_dir, tag, len(values), stride)
     for index in range(0, len(values), stride):
         writer.add_scalar(tag, float(values[index]), index + 1)
 
