@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -124,6 +125,27 @@ def _check_paths(args: argparse.Namespace) -> None:
             check_output(getattr(args, name))
 
 
+def _explain(error: Exception) -> str:
+    """A `CheckpointError`'s message, with torch's reason for a weights-only refusal brought forward.
+
+    torch puts that reason ("Unsupported operand 139") after a paragraph of general advice, past
+    where a one-line message is cut.
+    """
+    text = str(error)
+    detail = re.search(r'WeightsUnpickler error:\s*(.+?)\s*(?:\n\s*\n|$)', str(error.__cause__ or ''), re.DOTALL)
+    if detail is None or ': cannot be read (' not in text:
+        return text
+    reason = detail.group(1)
+    opcode = re.fullmatch(r'Unsupported operand (\d+)', reason)
+    if opcode and int(opcode.group(1)) < 256:
+        import pickletools
+        op = pickletools.code2op.get(chr(int(opcode.group(1))))
+        reason += f' (pickle opcode {op.name})' if op else ''
+    path = text.split(': cannot be read (', 1)[0]
+    return (f'{path}: weights-only loading refused it: {reason}; --trusted unpickles anything, '
+            'only for a file whose source you trust')
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Python warnings as one line each, without the source line argparse users never wrote."""
     log.warning('lernomatic: %s: %s', category.__name__, one_line(str(message)))
@@ -158,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return module.run(args)
         except CheckpointError as error:
-            raise CommandError(str(error)) from None
+            raise CommandError(_explain(error)) from None
     except CommandError as error:
         print(f'lernomatic {args.command}: {one_line(str(error))}', file=sys.stderr)
         return 2

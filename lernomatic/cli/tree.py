@@ -80,7 +80,12 @@ def _header(value: Any) -> str:
 
 
 def _key_label(key: Any) -> str:
-    return short_repr(key) if isinstance(key, _PLAIN) else f'<{type(key).__name__} key>'
+    """Plain keys as their bounded repr, short tuples of plain values too (never a repr of anything deeper)."""
+    if isinstance(key, _PLAIN):
+        return short_repr(key)
+    if isinstance(key, tuple) and len(key) <= 4 and all(isinstance(part, _PLAIN) for part in key):
+        return '(' + ', '.join(short_repr(part, 20) for part in key) + (',)' if len(key) == 1 else ')')
+    return f'<{type(key).__name__} key>'
 
 
 def _children(value: Any) -> Iterator[tuple[str, Any]]:
