@@ -28,7 +28,7 @@ HISTORY = ORIGINAL / 'mlp_history.pkl'
 HEAVY = ('torch', 'numpy', 'lightning', 'matplotlib', 'tensorboard')
 
 
-def _env() -> dict[str, str]:
+def cli_env() -> dict[str, str]:
     paths = [str(REPO), str(ORIGINAL), os.environ.get('PYTHONPATH', '')]  # keep the env's own (the gpu env's)
     return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
 
@@ -44,7 +44,7 @@ def _drop_file_permission_override() -> None:
 def lernomatic(*args, check=True, timeout=300, as_plain_user=False, cwd=None):
     """`python -m lernomatic ARGS` in a subprocess; `timeout` is a hang check, not a speed target."""
     run = subprocess.run([sys.executable, '-m', 'lernomatic', *map(str, args)], capture_output=True, text=True,
-                         env=_env(), timeout=timeout, cwd=cwd,
+                         env=cli_env(), timeout=timeout, cwd=cwd,
                          preexec_fn=_drop_file_permission_override if as_plain_user and os.geteuid() == 0 else None)
     if check:
         assert run.returncode == 0, run.stderr[-3000:]
@@ -66,7 +66,8 @@ def assert_user_error(run, *fragments):
 def _modules_loaded_by(argv: list[str]) -> list[str]:
     code = ('import sys\nfrom lernomatic.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n'
             f'print(sorted({{m.split(".")[0] for m in sys.modules}} & {set(HEAVY)!r}))')
-    run = subprocess.run([sys.executable, '-c', code, *argv], capture_output=True, text=True, env=_env(), timeout=120)
+    run = subprocess.run([sys.executable, '-c', code, *argv], capture_output=True, text=True, env=cli_env(),
+                         timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     return run.stdout.strip().splitlines()[-1]
 
@@ -95,14 +96,14 @@ def test_version_is_the_installed_distributions():
 def test_the_installed_script_and_both_module_forms_run():
     script = Path(sys.executable).with_name('lernomatic')
     for argv in ([str(script)], [sys.executable, '-m', 'lernomatic'], [sys.executable, '-m', 'lernomatic.cli']):
-        run = subprocess.run([*argv, '--version'], capture_output=True, text=True, env=_env(), timeout=120)
+        run = subprocess.run([*argv, '--version'], capture_output=True, text=True, env=cli_env(), timeout=120)
         assert run.returncode == 0 and run.stdout.startswith('lernomatic '), (argv, run.stderr)
 
 
 def test_importing_the_main_modules_runs_nothing():
     code = 'import lernomatic.__main__, lernomatic.cli.__main__; print("imported")'
     run = subprocess.run([sys.executable, '-c', code, 'inspect', '/nonexistent'], capture_output=True, text=True,
-                         env=_env(), timeout=120)
+                         env=cli_env(), timeout=120)
     assert (run.returncode, run.stdout, run.stderr) == (0, 'imported\n', '')
 
 
@@ -110,7 +111,7 @@ def test_importing_the_main_modules_runs_nothing():
 def _bare_torch_load(imports: str) -> subprocess.CompletedProcess:
     code = (f'{imports}\nimport sys\nprint("torch" in sys.modules)\nimport torch\n'
             f'print(type(torch.load({str(HISTORY)!r})["loss_history"]).__name__)')
-    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=_env(), timeout=120)
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=cli_env(), timeout=120)
 
 
 def test_import_lernomatic_alone_does_not_import_torch():
