@@ -154,6 +154,12 @@ def test_input_that_is_a_directory(tmp_path, command):
     assert_user_error(lernomatic(command, tmp_path, check=False), tmp_path, 'is a directory, not a file')
 
 
+def test_fifo_input_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / 'pipe.pkl'
+    os.mkfifo(fifo)
+    assert_user_error(lernomatic('inspect', fifo, check=False, timeout=60), fifo, 'is not a regular file')
+
+
 def test_missing_input(tmp_path):
     assert_user_error(lernomatic('inspect', tmp_path / 'nope.pkl', check=False), tmp_path / 'nope.pkl', 'no such file')
 

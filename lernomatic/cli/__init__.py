@@ -151,11 +151,14 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     log.warning('lernomatic: %s: %s', category.__name__, one_line(str(message)))
 
 
+_HANDLER = logging.StreamHandler()  # stderr, bare messages: each is already one line naming its subject
+_HANDLER.setFormatter(logging.Formatter('%(message)s'))
+
+
 def _setup_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter('%(message)s'))
     root = logging.getLogger('lernomatic')
-    root.addHandler(handler)
+    if _HANDLER not in root.handlers:  # main() may run more than once in a process
+        root.addHandler(_HANDLER)
     root.setLevel(logging.INFO)
     root.propagate = False
     warnings.showwarning = _show_warning

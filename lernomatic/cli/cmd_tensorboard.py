@@ -92,17 +92,20 @@ def _serve(logdir: Path, port: int | None) -> None:
     # Block the stop signals before TensorBoard starts its threads (they inherit the mask), then
     # wait for one here: the server stops at a known point, not wherever an exception lands.
     stop_signals = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    server = program.TensorBoard()
-    # load_fast='false': read events in this process, not in a helper process left behind on SIGKILL
-    server.configure(argv=[''], logdir=str(logdir), host='localhost', port=port, load_fast='false')
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     try:
-        url = server.launch()
-    except program.TensorBoardServerException as error:
-        raise CommandError(f'--port {port}: {error.msg}' if port is not None else error.msg) from None
-    print(f'TensorBoard at {url} showing {logdir} (Ctrl-C to stop)', flush=True)
-    received = signal.sigwait(stop_signals)
-    log.info('stopped by %s', signal.Signals(received).name)
+        server = program.TensorBoard()
+        # load_fast='false': read events in this process, not in a helper process left behind on SIGKILL
+        server.configure(argv=[''], logdir=str(logdir), host='localhost', port=port, load_fast='false')
+        try:
+            url = server.launch()
+        except program.TensorBoardServerException as error:
+            raise CommandError(f'--port {port}: {error.msg}' if port is not None else error.msg) from None
+        print(f'TensorBoard at {url} showing {logdir} (Ctrl-C to stop)', flush=True)
+        received = signal.sigwait(stop_signals)
+        log.info('stopped by %s', signal.Signals(received).name)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def run(args: argparse.Namespace) -> int:

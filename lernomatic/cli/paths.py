@@ -7,6 +7,7 @@ and they never create a directory the user did not name.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 __all__ = ['CommandError', 'check_input', 'check_output', 'make_logdir']
@@ -24,26 +25,33 @@ _TORCH_MAGIC = (b'PK\x03\x04', b'\x80')
 def check_input(path: Path) -> Path:
     """Fail unless `path` is a regular, readable file that starts like a `torch.save` file.
 
-    Opening it (rather than asking `os.access`) gives the answer the later read will get, for root too.
+    A FIFO or device is refused before it is opened (opening a FIFO waits for a writer). Opening the
+    file (rather than asking `os.access`) gives the answer the later read will get, for root too.
     """
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise CommandError(f'{path}: no such file') from None
+    except OSError as error:
+        raise CommandError(f'{path}: cannot be read: {_reason(error)}') from None
+    if stat.S_ISDIR(mode):
         raise CommandError(f'{path}: is a directory, not a file')
+    if not stat.S_ISREG(mode):
+        raise CommandError(f'{path}: is not a regular file')
     try:
         with open(path, 'rb') as handle:
             head = handle.read(4)
-    except FileNotFoundError:
-        raise CommandError(f'{path}: no such file') from None
-    except PermissionError:
-        raise CommandError(f'{path}: cannot be read: permission denied') from None
     except OSError as error:
-        raise CommandError(f'{path}: cannot be read: {error.strerror or error}') from None
-    if not path.is_file():
-        raise CommandError(f'{path}: is not a regular file')
+        raise CommandError(f'{path}: cannot be read: {_reason(error)}') from None
     if not head:
         raise CommandError(f'{path}: is empty')
     if not head.startswith(_TORCH_MAGIC):
         raise CommandError(f'{path}: is not a Lernomatic file (not written by torch.save)')
     return path
+
+
+def _reason(error: OSError) -> str:
+    return 'permission denied' if isinstance(error, PermissionError) else (error.strerror or str(error))
 
 
 def _check_directory(path: Path, directory: Path) -> None:
@@ -74,5 +82,5 @@ def make_logdir(path: Path) -> Path:
     except FileExistsError:
         raise CommandError(f'{path}: exists and is not a directory') from None
     except OSError as error:
-        raise CommandError(f'{path}: cannot be created: {error.strerror or error}') from None
+        raise CommandError(f'{path}: cannot be created: {_reason(error)}') from None
     return path

@@ -9,6 +9,7 @@ caller takes as many lines as it wants from the generator, so the total is bound
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -40,7 +41,7 @@ def _first_indices(shape: tuple[int, ...], count: int) -> Iterator[tuple[int, ..
 
 
 def _first_values(array: torch.Tensor | np.ndarray) -> str:
-    count = min(_DATA_VALUES, int(np.prod([int(s) for s in array.shape], dtype=object)))
+    count = min(_DATA_VALUES, math.prod(int(size) for size in array.shape))
     try:
         values = [short_repr(array[index].item(), 24) for index in _first_indices(tuple(array.shape), count)]
     except (RuntimeError, TypeError, ValueError, IndexError) as error:  # sparse, quantized or odd layouts
