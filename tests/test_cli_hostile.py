@@ -6,13 +6,14 @@ ends in exit status 2 and one line on stderr; one that can be shown is shown wit
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 
 import numpy as np
 import pytest
 import torch
-from test_cli import assert_user_error, lernomatic
+from test_cli import assert_user_error, cli_env, lernomatic
 
 HANG = 120  # seconds: far beyond what any of these takes, short of forever
 
@@ -125,6 +126,23 @@ def test_inspect_bounds_huge_values(tmp_path):
     assert "    'wide': list (1000000 items) = [0, 1, 2, 3, 4, 5, 6, 7, ...]" in lines
     assert "'expanded': Tensor float32 (1000000000000,) on cpu = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]" in run.stdout
     assert '        ... 99950 more' in lines and "'tiny': float32 = np.float32(0.5)" in run.stdout
+
+
+def test_inspect_piped_into_a_reader_that_leaves(tmp_path):
+    """`lernomatic inspect FILE | head -1`: the closed pipe ends the command quietly, with status 0."""
+    tree = tmp_path / 'tree.pkl'
+    torch.save({i: {j: [{'k': k} for k in range(50)] for j in range(50)} for i in range(50)}, tree)  # 250,000 lines
+    reader = subprocess.Popen([sys.executable, '-m', 'lernomatic', 'inspect', str(tree), '--max-level', '100',
+                               '--max-lines', '1000000'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
+    try:
+        assert reader.stdout.readline().startswith(str(tree).encode())
+        reader.stdout.close()
+        assert reader.wait(timeout=HANG) == 0
+        assert reader.stderr.read() == b''
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+        reader.stderr.close()
 
 
 # ---- plot and tensorboard: checked before anything is allocated or drawn

@@ -15,10 +15,11 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from compat.errors import CheckpointError  # light: the standard library only
 from lernomatic.cli.paths import CommandError, check_input, check_output
 from lernomatic.cli.text import one_line
 
@@ -54,7 +55,8 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
-def _bounded_int(low: int, high: int) -> type:
+def _bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse `type` for integers in [low, high]; beyond them, absurd values become usage errors."""
     def parse(text: str) -> int:
         value = int(text)
         if not low <= value <= high:
@@ -128,8 +130,8 @@ def _check_paths(args: argparse.Namespace) -> None:
 def _explain(error: Exception) -> str:
     """A `CheckpointError`'s message, with torch's reason for a weights-only refusal brought forward.
 
-    torch puts that reason ("Unsupported operand 139") after a paragraph of general advice, past
-    where a one-line message is cut.
+    torch puts that reason ("Unsupported operand 139") after a paragraph of general advice, and
+    `compat.serialization.safe_load` ('PATH: cannot be read (...)') cuts it before the reason.
     """
     text = str(error)
     detail = re.search(r'WeightsUnpickler error:\s*(.+?)\s*(?:\n\s*\n|$)', str(error.__cause__ or ''), re.DOTALL)
@@ -147,7 +149,7 @@ def _explain(error: Exception) -> str:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Python warnings as one line each, without the source line argparse users never wrote."""
+    """Python warnings as one line each, without the library file and source line they come from."""
     log.warning('lernomatic: %s: %s', category.__name__, one_line(str(message)))
 
 
@@ -177,8 +179,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging()
     try:
         _check_paths(args)
-        from compat.errors import CheckpointError  # light: the standard library only
-
         module = importlib.import_module(f'lernomatic.cli.{args.module}')
         try:
             return module.run(args)
