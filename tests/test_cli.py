@@ -12,6 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import lightning
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -263,6 +264,18 @@ def test_plot_writes_a_png(tmp_path):
     lernomatic('plot', HISTORY, '-o', tmp_path / 'hist.png')
     png = (tmp_path / 'hist.png').read_bytes()
     assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 10_000
+
+
+def test_legacy_torch_save_format_and_missing_validation_curves(tmp_path):
+    """Files from torch < 1.6 (the original's days) are pickle streams, not zip archives; no val_loader: None arrays."""
+    history = tmp_path / 'legacy.pkl'
+    torch.save({'loss_iter': 2, 'val_loss_iter': 0, 'acc_iter': 0, 'cur_epoch': 1, 'iter_per_epoch': 2,
+                'loss_history': np.array([1.0, 0.5]), 'val_loss_history': None, 'acc_history': None},
+               history, _use_new_zipfile_serialization=False)
+    assert history.read_bytes()[:1] == b'\x80'
+    run = lernomatic('plot', history, '-o', tmp_path / 'legacy.png')
+    assert run.stderr == '' and (tmp_path / 'legacy.png').read_bytes()[:4] == b'\x89PNG'
+    assert "'loss_history': ndarray float64 (2,)" in lernomatic('inspect', history).stdout
 
 
 def test_plot_default_output_is_beside_the_history(tmp_path):

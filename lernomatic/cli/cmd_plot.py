@@ -48,7 +48,7 @@ def _draw(ax_loss, ax_acc, curves: Curves) -> None:
             for epoch in range(1, epochs + 1):
                 axis.axvline(epoch, color='grey', lw=0.5, ls=':')
         axis.set_xlabel('epoch')
-        if axis.lines:
+        if axis.get_legend_handles_labels()[0]:  # a curve was drawn, not only epoch lines
             axis.legend()
     ax_loss.set_ylabel('loss')
     ax_acc.set_ylabel('accuracy')
