@@ -8,8 +8,11 @@ ride along under `lernomatic_model` / `lernomatic_trainer_params`, so a round tr
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib.metadata import version
 from typing import Any
 
@@ -25,12 +28,33 @@ def is_lightning_checkpoint(data: Any) -> bool:
     return isinstance(data, Mapping) and 'state_dict' in data and 'pytorch-lightning_version' in data
 
 
+@contextlib.contextmanager
+def _lightning_quiet() -> Iterator[None]:
+    """Lightning's banner off while a Trainer is built only as a source of loop state.
+
+    Building one logs the hardware it found and a tip, and on a GPU machine warns "GPU available but
+    not used": in a file conversion all of that misleads.
+    """
+    loggers = [logging.getLogger(name) for name in ('lightning.pytorch', 'lightning.fabric')]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='.*available but not used')
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def _fit_loop_state(cur_epoch: int, steps: int) -> dict[str, Any]:
     """Lightning's fit-loop state for a run that finished `cur_epoch` epochs (needs Lightning: imported here)."""
     import lightning
 
-    trainer = lightning.Trainer(max_epochs=max(cur_epoch, 1), logger=False, enable_checkpointing=False,
-                                enable_progress_bar=False, enable_model_summary=False, accelerator='cpu')
+    with _lightning_quiet():  # after the import, which sets Lightning's levels
+        trainer = lightning.Trainer(max_epochs=max(cur_epoch, 1), logger=False, enable_checkpointing=False,
+                                    enable_progress_bar=False, enable_model_summary=False, accelerator='cpu')
     loop = trainer.fit_loop
     for progress in (loop.epoch_progress.current, loop.epoch_progress.total):
         progress.ready = progress.started = progress.processed = progress.completed = cur_epoch

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import shutil
 import subprocess
 import sys
+import zipfile
+from importlib.metadata import version
+from pathlib import Path
 
 import lightning
+import numpy as np
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader
 
 from compat.adapter import LernomaticModule
+from lernomatic import __version__
 from lernomatic.train.trainer import Trainer
 
 from conftest import ORIGINAL, REPO
@@ -20,16 +26,61 @@ from helpers import signature, state_dicts_equal
 
 CHECKPOINT = ORIGINAL / 'mlp_trainer_ck.pkl'
 HISTORY = ORIGINAL / 'mlp_history.pkl'
+HEAVY = ('torch', 'numpy', 'lightning', 'matplotlib', 'tensorboard')
 
 
-def lernomatic(*args, check=True):
+def cli_env() -> dict[str, str]:
     paths = [str(REPO), str(ORIGINAL), os.environ.get('PYTHONPATH', '')]  # keep the env's own (the gpu env's)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
-    run = subprocess.run([sys.executable, '-m', 'lernomatic.cli', *map(str, args)], capture_output=True, text=True,
-                         env=env, timeout=300)
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
+
+
+def _drop_file_permission_override() -> None:
+    """In the child, before exec: root loses CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH, so mode 000 binds it too."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), 'prctl(PR_CAPBSET_DROP)')
+
+
+def lernomatic(*args, check=True, timeout=300, as_plain_user=False, cwd=None):
+    """`python -m lernomatic ARGS` in a subprocess; `timeout` is a hang check, not a speed target."""
+    run = subprocess.run([sys.executable, '-m', 'lernomatic', *map(str, args)], capture_output=True, text=True,
+                         env=cli_env(), timeout=timeout, cwd=cwd,
+                         preexec_fn=_drop_file_permission_override if as_plain_user and os.geteuid() == 0 else None)
     if check:
         assert run.returncode == 0, run.stderr[-3000:]
     return run
+
+
+def assert_user_error(run, *fragments):
+    """Exit status 2, nothing on stdout, one line on stderr holding every fragment, no traceback."""
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2, (run.returncode, run.stderr[-2000:])
+    assert len(lines) == 1 and 'Traceback' not in run.stderr, run.stderr[-2000:]
+    for fragment in fragments:
+        assert str(fragment) in lines[0], lines[0]
+    assert run.stdout == ''
+    return lines[0]
+
+
+# ---- start-up
+def _modules_loaded_by(argv: list[str]) -> list[str]:
+    code = ('import sys\nfrom lernomatic.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n'
+            f'print(sorted({{m.split(".")[0] for m in sys.modules}} & {set(HEAVY)!r}))')
+    run = subprocess.run([sys.executable, '-c', code, *argv], capture_output=True, text=True, env=cli_env(),
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize('argv', [['--help'], ['--version'], ['inspect', '--help'], ['convert', '--help'],
+                                  ['plot', '--help'], ['tensorboard', '--help']])
+def test_help_and_version_import_no_heavy_module(argv):
+    assert _modules_loaded_by(argv) == '[]'
+
+
+def test_a_bad_path_is_reported_before_torch_is_imported(tmp_path):
+    assert _modules_loaded_by(['plot', str(tmp_path / 'missing.pkl')]) == '[]'
 
 
 @pytest.mark.parametrize('command', ['inspect', 'convert', 'plot', 'tensorboard'])
@@ -38,27 +89,142 @@ def test_every_command_has_help(command):
     assert 'COMMAND' in lernomatic('--help').stdout
 
 
-def test_cli_starts_without_lightning():
-    code = 'import sys, lernomatic.cli; print(any(m.startswith("lightning") for m in sys.modules))'
-    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO)
-    assert run.stdout.strip() == 'False', run.stderr
+def test_version_is_the_installed_distributions():
+    assert lernomatic('--version').stdout == f'lernomatic {version("lernomatic-lightning")}\n'
+    assert __version__ == version('lernomatic-lightning')
 
 
-def test_inspect_prints_the_tree():
-    out = lernomatic('inspect', CHECKPOINT, '--max-level', '2').stdout
-    assert "    'model': dict (5 keys)" in out and "        'model_name': str = 'MLPModel'" in out
-    assert "'body.0.weight'" not in out  # below --max-level
-    deep = lernomatic('inspect', CHECKPOINT, '--max-level', '3', '--show-data').stdout
-    assert "'body.0.weight': Tensor float32 (24, 12) on cpu = [" in deep
-    history = lernomatic('inspect', HISTORY).stdout
-    assert "'acc_history': ndarray float64 (9,)" in history
+def test_the_installed_script_and_both_module_forms_run():
+    script = Path(sys.executable).with_name('lernomatic')
+    for argv in ([str(script)], [sys.executable, '-m', 'lernomatic'], [sys.executable, '-m', 'lernomatic.cli']):
+        run = subprocess.run([*argv, '--version'], capture_output=True, text=True, env=cli_env(), timeout=120)
+        assert run.returncode == 0 and run.stdout.startswith('lernomatic '), (argv, run.stderr)
+
+
+def test_importing_the_main_modules_runs_nothing():
+    code = 'import lernomatic.__main__, lernomatic.cli.__main__; print("imported")'
+    run = subprocess.run([sys.executable, '-c', code, 'inspect', '/nonexistent'], capture_output=True, text=True,
+                         env=cli_env(), timeout=120)
+    assert (run.returncode, run.stdout, run.stderr) == (0, 'imported\n', '')
+
+
+# ---- numpy registration without an import of torch at `import lernomatic`
+def _bare_torch_load(imports: str) -> subprocess.CompletedProcess:
+    code = (f'{imports}\nimport sys\nprint("torch" in sys.modules)\nimport torch\n'
+            f'print(type(torch.load({str(HISTORY)!r})["loss_history"]).__name__)')
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=cli_env(), timeout=120)
+
+
+def test_import_lernomatic_alone_does_not_import_torch():
+    run = _bare_torch_load('import lernomatic')
+    assert run.stdout.splitlines()[0] == 'False'
+
+
+def test_import_lernomatic_after_torch_allows_numpy_in_bare_torch_load():
+    run = _bare_torch_load('import torch\nimport lernomatic')
+    assert run.stdout.splitlines() == ['True', 'ndarray'], run.stderr[-2000:]
+
+
+@pytest.mark.parametrize('subpackage', ['models', 'model', 'train', 'infer', 'param'])
+def test_every_torch_subpackage_allows_numpy_in_bare_torch_load(subpackage):
+    run = _bare_torch_load(f'import lernomatic.{subpackage}')
+    assert run.stdout.splitlines() == ['True', 'ndarray'], run.stderr[-2000:]
+
+
+def test_bare_torch_load_of_a_history_file_is_refused_without_lernomatic():
+    """What the registration is for: torch alone refuses numpy arrays (the test above could not pass vacuously)."""
+    run = _bare_torch_load('')
+    assert run.returncode != 0 and 'numpy' in run.stderr
+
+
+# ---- user errors: exit 2, one line naming the file
+def test_missing_output_directory_is_not_created(tmp_path):
+    target = tmp_path / 'missing_dir' / 'x.png'
+    assert_user_error(lernomatic('plot', HISTORY, '-o', target, check=False), target, 'does not exist')
+    target = tmp_path / 'nonexistent' / 'dir' / 'x.ckpt'
+    assert_user_error(lernomatic('convert', CHECKPOINT, target, check=False), target, 'does not exist')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_that_is_a_directory(tmp_path):
+    assert_user_error(lernomatic('convert', CHECKPOINT, tmp_path, check=False), tmp_path, 'is a directory')
+
+
+@pytest.mark.parametrize('command', ['inspect', 'plot', 'tensorboard'])
+def test_input_that_is_a_directory(tmp_path, command):
+    assert_user_error(lernomatic(command, tmp_path, check=False), tmp_path, 'is a directory, not a file')
+
+
+def test_fifo_input_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / 'pipe.pkl'
+    os.mkfifo(fifo)
+    assert_user_error(lernomatic('inspect', fifo, check=False, timeout=60), fifo, 'is not a regular file')
+
+
+def test_missing_input(tmp_path):
+    assert_user_error(lernomatic('inspect', tmp_path / 'nope.pkl', check=False), tmp_path / 'nope.pkl', 'no such file')
+
+
+def test_unreadable_input(tmp_path):
+    secret = tmp_path / 'secret.pkl'
+    shutil.copy(HISTORY, secret)
+    secret.chmod(0)
+    for args in (('inspect', secret), ('plot', secret, '-o', tmp_path / 'x.png')):
+        assert_user_error(lernomatic(*args, check=False, as_plain_user=True), secret, 'permission denied')
+
+
+def test_unwritable_output_directory(tmp_path):
+    locked = tmp_path / 'locked'
+    locked.mkdir(mode=0o555)
+    run = lernomatic('plot', HISTORY, '-o', locked / 'x.png', check=False, as_plain_user=True)
+    assert_user_error(run, locked / 'x.png', 'permission denied')
+
+
+@pytest.mark.parametrize('content, problem', [(b'', 'is empty'), (b'loss,acc\n1.0,0.5\n', 'not a Lernomatic file'),
+                                              (b'PK\x03\x04 not really a zip', 'truncated or not a torch.save file')])
+def test_not_a_torch_file(tmp_path, content, problem):
+    bogus = tmp_path / 'bogus.pkl'
+    bogus.write_bytes(content)
+    for command in ('inspect', 'plot', 'tensorboard'):
+        assert_user_error(lernomatic(command, bogus, check=False), bogus, problem)
+
+
+def test_torch_files_of_the_wrong_kind(tmp_path):
+    tensor = tmp_path / 'tensor.pt'
+    torch.save(torch.zeros(3), tensor)
+    assert_user_error(lernomatic('plot', tensor, check=False), tensor, 'not a Lernomatic history file')
+    assert_user_error(lernomatic('convert', HISTORY, tmp_path / 'x.ckpt', check=False), HISTORY,
+                      'a Lernomatic history file (use lernomatic plot')
+    assert_user_error(lernomatic('plot', CHECKPOINT, check=False), CHECKPOINT, 'not a Lernomatic history file')
+
+
+@pytest.mark.parametrize('argv', [['plot'], ['inspect', 'x', '--max-level', '1000'], ['frobnicate'], []])
+def test_usage_errors_are_one_line(argv):
+    line = assert_user_error(lernomatic(*argv, check=False))
+    assert line.startswith('lernomatic') and '--help' in line
 
 
 def test_inspect_refuses_hostile_files(tmp_path):
     hostile = tmp_path / 'hostile.pkl'
     torch.save({'x': os.system}, hostile)
-    run = lernomatic('inspect', hostile, check=False)
-    assert run.returncode == 2 and 'refused to unpickle' in run.stderr and 'trusted' in run.stderr
+    assert_user_error(lernomatic('inspect', hostile, check=False), hostile, 'refused to unpickle', 'trusted')
+
+
+# ---- what the commands do
+def test_inspect_prints_the_tree():
+    out = lernomatic('inspect', CHECKPOINT, '--max-level', '2').stdout
+    assert "    'model': dict (5 keys)" in out and "        'model_name': str = 'MLPModel'" in out
+    assert "'body.0.weight'" not in out  # below --max-level
+    deep = lernomatic('inspect', CHECKPOINT, '--max-level', '3', '--show-data').stdout
+    weights = torch.load(CHECKPOINT)['model']['model_state_dict']['body.0.weight'].flatten()[:6].tolist()
+    assert f"'body.0.weight': Tensor float32 (24, 12) on cpu = [{', '.join(map(repr, weights))}]" in deep
+    history = lernomatic('inspect', HISTORY).stdout
+    assert "'acc_history': ndarray float64 (9,)" in history
+
+
+def test_convert_prints_no_lightning_banner(tmp_path):
+    run = lernomatic('convert', CHECKPOINT, tmp_path / 'mlp.ckpt')
+    assert run.stdout == f'wrote Lightning checkpoint {tmp_path / "mlp.ckpt"}\n' and run.stderr == ''
 
 
 def test_convert_round_trip_loses_nothing(tmp_path):
@@ -100,14 +266,34 @@ def test_plot_writes_a_png(tmp_path):
     assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 10_000
 
 
-def test_tensorboard_export(tmp_path, expected):
-    lernomatic('tensorboard', HISTORY, '--logdir', tmp_path / 'tb')
-    events = EventAccumulator(str(tmp_path / 'tb'))
-    events.Reload()
-    assert [e.value for e in events.Scalars('acc/val')] == pytest.approx(expected['acc_history'])
-    assert len(events.Scalars('loss/train')) == 30 and len(events.Scalars('loss/val')) == 9
+def test_legacy_torch_save_format_and_missing_validation_curves(tmp_path):
+    """Files from torch < 1.6 (the original's days) are pickle streams, not zip archives; no val_loader: None arrays."""
+    history = tmp_path / 'legacy.pkl'
+    torch.save({'loss_iter': 2, 'val_loss_iter': 0, 'acc_iter': 0, 'cur_epoch': 1, 'iter_per_epoch': 2,
+                'loss_history': np.array([1.0, 0.5]), 'val_loss_history': None, 'acc_history': None},
+               history, _use_new_zipfile_serialization=False)
+    assert history.read_bytes()[:1] == b'\x80'
+    run = lernomatic('plot', history, '-o', tmp_path / 'legacy.png')
+    assert run.stderr == '' and (tmp_path / 'legacy.png').read_bytes()[:4] == b'\x89PNG'
+    assert "'loss_history': ndarray float64 (2,)" in lernomatic('inspect', history).stdout
 
 
-def test_plot_of_a_checkpoint_says_what_it_is(tmp_path):
-    run = lernomatic('plot', CHECKPOINT, check=False)
-    assert run.returncode == 2 and 'not a Lernomatic history file' in run.stderr
+def test_plot_default_output_is_beside_the_history(tmp_path):
+    shutil.copy(HISTORY, tmp_path / 'run.pkl')
+    assert lernomatic('plot', 'run.pkl', cwd=tmp_path).stdout == 'wrote run.png\n'
+    assert (tmp_path / 'run.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_wheel_carries_the_py_typed_markers(tmp_path):
+    for name in ('pyproject.toml', 'README.md', 'lernomatic', 'compat'):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns('__pycache__'))
+        else:
+            shutil.copy(source, tmp_path / name)
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', '-w',
+                    str(tmp_path / 'dist'), str(tmp_path)], check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / 'dist').glob('*.whl')
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {'lernomatic/py.typed', 'compat/py.typed', 'lernomatic/__main__.py', 'lernomatic/cli/__init__.py'} <= {
+        *names}
