@@ -77,20 +77,27 @@ def read_model_params(data: Mapping[str, Any], fname: str | os.PathLike, model_k
     return check_model_params(data[model_key], f'[{model_key!r}]', current_policy())
 
 
-def check_trainer_params(params: Any, fname: Any) -> dict[str, Any]:
+def check_trainer_params(params: Any, fname: Any, field: str = "['trainer_params']", complete: bool = True,
+                         ) -> dict[str, Any]:
     """'trainer_params' with every documented key present and of the documented type and range.
 
     Keys a subclass added ('beta1', ...) are left for its own `set_trainer_params` to read.
+
+    Args:
+        params: the stored trainer params.
+        fname: the file, for error messages.
+        field: where they sit in the file.
+        complete: every documented key must be there (False: check those present, as a `.ckpt` carries).
     """
     if not isinstance(params, Mapping):
-        raise field_error(fname, "['trainer_params']", f'expected a dict, got {type(params).__name__}')
+        raise field_error(fname, field, f'expected a dict, got {type(params).__name__}')
     missing = [key for key in TRAINER_PARAMS if key not in params]
-    if missing:
-        raise field_error(fname, "['trainer_params']", f'missing key(s) {", ".join(missing)}')
+    if missing and complete:
+        raise field_error(fname, field, f'missing key(s) {", ".join(missing)}')
     for key, check in TRAINER_PARAMS.items():
-        reason = check(params[key])
+        reason = check(params[key]) if key in params else None
         if reason:
-            raise field_error(fname, f"['trainer_params'][{key!r}]", f'{params[key]!r} {reason}')
+            raise field_error(fname, f'{field}[{key!r}]', f'{params[key]!r} {reason}')
     return dict(params)
 
 
@@ -109,12 +116,13 @@ def _optimizer_state_value(value: Any) -> bool:
         isinstance(v, torch.Tensor) or _plain_hyperparameter(v) for v in value)
 
 
-def check_optimizer_state(state: Any, params: Sequence[torch.Tensor], fname: Any, field: str = "['optim']") -> None:
+def check_optimizer_state(state: Any, params: Sequence[torch.Tensor] | None, fname: Any,
+                          field: str = "['optim']") -> None:
     """`optimizer.state_dict()` from a file, checked against the parameters it is for, before loading it.
 
     Args:
         state: the stored state dict.
-        params: the parameters the optimizer steps, in `state_dict` order.
+        params: the parameters the optimizer steps, in `state_dict` order; None checks the structure alone.
         fname: the file, for error messages.
         field: where `state` sits in the file.
     """
@@ -132,10 +140,13 @@ def check_optimizer_state(state: Any, params: Sequence[torch.Tensor], fname: Any
         for key, value in group.items():
             if key != 'params' and (not isinstance(key, str) or not _plain_hyperparameter(value)):
                 raise field_error(fname, f'{where}[{key!r}]', f'a {type(value).__name__} is not a hyperparameter')
-    if len(indices) != len(params) or len(set(indices)) != len(indices):
+    if len(set(indices)) != len(indices):
+        raise field_error(fname, f"{field}['param_groups']", 'names a parameter twice')
+    if params is not None and len(indices) != len(params):
         raise field_error(fname, f"{field}['param_groups']", f'covers {len(indices)} parameter tensors, '
                           f'the model has {len(params)}')
-    shape_of = {index: tuple(param.shape) for index, param in zip(indices, params, strict=True)}
+    shape_of = {index: None if params is None else tuple(param.shape)
+                for index, param in zip(indices, params if params is not None else indices, strict=True)}
     if len(state['state']) > MAX_OPTIMIZER_ENTRIES:
         raise field_error(fname, f"{field}['state']", 'too many entries')
     for index, entry in state['state'].items():
@@ -143,7 +154,7 @@ def check_optimizer_state(state: Any, params: Sequence[torch.Tensor], fname: Any
         if index not in shape_of or not isinstance(entry, Mapping):
             raise field_error(fname, where, 'not the state of one of the parameters')
         for key, value in entry.items():
-            if key in _PER_ELEMENT_STATE and isinstance(value, torch.Tensor) \
+            if key in _PER_ELEMENT_STATE and isinstance(value, torch.Tensor) and shape_of[index] is not None \
                     and tuple(value.shape) != shape_of[index]:
                 raise field_error(fname, f'{where}[{key!r}]', f'shape {tuple(value.shape)} but the parameter '
                                   f'has {shape_of[index]}')

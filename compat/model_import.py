@@ -20,7 +20,7 @@ import torch
 from compat.errors import CheckpointError
 from compat.trust import LoadPolicy, current_policy, is_trusted_module, module_name, resolve_class
 
-__all__ = ['MODEL_KEYS', 'check_model_params', 'check_plain_value', 'build_wrapper', 'rebuild_net',
+__all__ = ['MODEL_KEYS', 'check_model_params', 'check_plain_value', 'model_classes', 'build_wrapper', 'rebuild_net',
            'load_state_dict_checked']
 
 # The keys of a model metadata dict (`LernomaticModel.get_params()`); 'model_args' is optional.
@@ -136,6 +136,39 @@ def _meta_shapes(module_class: type, args: dict[str, Any]) -> dict[str, tuple] |
         return None
 
 
+def model_classes(params: Mapping[str, Any], wrapper_base: type, field: str = "['model']",
+                  wrapper: Any = None) -> tuple[type, type]:
+    """The wrapper class and network class that metadata names, checked; nothing is built or loaded.
+
+    The wrapper class must be a `wrapper_base` subclass and the network class an `nn.Module`
+    subclass that the wrapper stands for: the class `wrapper` (an instance of the wrapper class,
+    made here with no arguments when needed) builds or names, a class defined beside the wrapper
+    class, or one under a trusted prefix.
+
+    Args:
+        params: the model metadata dict.
+        wrapper_base: the `LernomaticModel` class (passed in: compat does not import lernomatic).
+        field: where `params` sits in the file, for error messages.
+        wrapper: the wrapper object the network is for, if there is one already.
+    """
+    policy = current_policy()
+    meta = check_model_params(params, field, policy)
+    wrapper_class = resolve_class(meta['model_import_path'], f"{field}['model_import_path']", meta['model_name'],
+                                  f"{field}['model_name']", wrapper_base, policy)
+    module_class = resolve_class(meta['module_import_path'], f"{field}['module_import_path']", meta['module_name'],
+                                 f"{field}['module_name']", torch.nn.Module, policy)
+    if policy.trusted or module_class.__module__ == wrapper_class.__module__ \
+            or is_trusted_module(module_class.__module__, policy):
+        return wrapper_class, module_class
+    file_path = module_name(meta['module_import_path'], f"{field}['module_import_path']", policy)
+    if _declares(wrapper if wrapper is not None else wrapper_class(), module_class, file_path, meta['module_name']):
+        return wrapper_class, module_class
+    raise _error(policy, f"{field}['module_name']",
+                 f'{module_class.__module__}.{module_class.__name__} is not the network of '
+                 f'{wrapper_class.__module__}.{wrapper_class.__name__}: the wrapper does not build it and it is '
+                 'not defined beside the wrapper. Trust its module (trusted_modules=) if this is your own code')
+
+
 def rebuild_net(params: Mapping[str, Any], wrapper: Any, wrapper_base: type, field: str = "['model']",
                 ) -> torch.nn.Module:
     """Build the `nn.Module` that metadata names and load its weights, for `wrapper` (a `wrapper_base`).
@@ -148,18 +181,7 @@ def rebuild_net(params: Mapping[str, Any], wrapper: Any, wrapper_base: type, fie
     """
     policy = current_policy()
     meta = check_model_params(params, field, policy)
-    wrapper_class = resolve_class(meta['model_import_path'], f"{field}['model_import_path']", meta['model_name'],
-                                  f"{field}['model_name']", wrapper_base, policy)
-    module_class = resolve_class(meta['module_import_path'], f"{field}['module_import_path']", meta['module_name'],
-                                 f"{field}['module_name']", torch.nn.Module, policy)
-    file_path = module_name(meta['module_import_path'], f"{field}['module_import_path']", policy)
-    if not (policy.trusted or module_class.__module__ == wrapper_class.__module__
-            or is_trusted_module(module_class.__module__, policy)
-            or _declares(wrapper, module_class, file_path, meta['module_name'])):
-        raise _error(policy, f"{field}['module_name']",
-                     f'{module_class.__module__}.{module_class.__name__} is not the network of '
-                     f'{wrapper_class.__module__}.{wrapper_class.__name__}: the wrapper does not build it and it is '
-                     'not defined beside the wrapper. Trust its module (trusted_modules=) if this is your own code')
+    _, module_class = model_classes(meta, wrapper_base, field, wrapper)
     args = dict(meta.get('model_args') or {})
     state = meta['model_state_dict']
     where = f'{policy.source}: {field}'

@@ -12,6 +12,7 @@ import errno
 import hashlib
 import logging
 import os
+import pickletools
 import re
 import socket
 import stat
@@ -67,7 +68,12 @@ def _torch_reason(text: str) -> str:
     """The part of torch's load error that names the problem, without its paragraphs of advice."""
     unpickler = re.search(r'WeightsUnpickler error:\s*(.+?)\s*(?:\n\s*\n|Check the documentation|$)', text, re.S)
     if unpickler and unpickler.group(1).strip():
-        return ' '.join(unpickler.group(1).split())[:300]
+        reason = ' '.join(unpickler.group(1).split())[:300]
+        opcode = re.fullmatch(r'Unsupported operand (\d+)', reason)
+        if opcode and int(opcode.group(1)) < 256:  # name it: LONG4 (an integer over 255 bytes) says more than 139
+            op = pickletools.code2op.get(chr(int(opcode.group(1))))
+            reason += f' (pickle opcode {op.name})' if op else ''
+        return reason
     reader = re.search(r'(failed reading zip archive: [^.]+|file_read[^.]*|unexpected pos [^.]*)', text)
     if reader:
         return reader.group(1)[:300]
@@ -86,7 +92,7 @@ def _describe_load_failure(path: Path, error: Exception) -> str:
     if isinstance(error, (EOFError, zipfile.BadZipFile)) or 'zip archive' in text or 'file_read' in text:
         return f'{path}: the file is truncated or not a torch.save file ({reason})'
     if 'Weights only load failed' in text:
-        return (f'{path}: weights-only loading refused it ({reason}): it is not a torch.save file of tensors and '
+        return (f'{path}: weights-only loading refused it: {reason}; it is not a torch.save file of tensors and '
                 'plain values. Pass trusted=True only if you trust where the file came from.')
     return f'{path}: cannot be read as a torch.save file ({type(error).__name__}: {reason})'
 

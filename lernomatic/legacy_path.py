@@ -116,7 +116,7 @@ class ModuleReport:
     Attributes:
         name: its dotted name (`lernomatic.models.my_net`).
         source: its file in the legacy tree.
-        status: 'from tree' (imported from the legacy tree), 'replaced' (this project provides it),
+        status: 'tree' (imported from the legacy tree), 'replaced' (this project provides it),
             or 'fails' (importing it raised).
         detail: for 'replaced', the file that is used; for 'fails', the error.
     """
@@ -160,7 +160,7 @@ def legacy_modules(do_import: bool = True) -> list[ModuleReport]:
                 reports.append(ModuleReport(name, file, 'replaced', str(ours)))
                 continue
             if not do_import:
-                reports.append(ModuleReport(name, file, 'from tree'))
+                reports.append(ModuleReport(name, file, 'tree'))
                 continue
             try:
                 importlib.import_module(name)
@@ -168,5 +168,5 @@ def legacy_modules(do_import: bool = True) -> list[ModuleReport]:
                 first_line = (str(error).strip().splitlines() or [''])[0]
                 reports.append(ModuleReport(name, file, 'fails', f'{type(error).__name__}: {first_line}'))
             else:
-                reports.append(ModuleReport(name, file, 'from tree'))
+                reports.append(ModuleReport(name, file, 'tree'))
     return reports

@@ -25,6 +25,7 @@ from conftest import ORIGINAL, REPO
 from helpers import signature, state_dicts_equal
 
 CHECKPOINT = ORIGINAL / 'mlp_trainer_ck.pkl'
+TRUST = ('--trusted-modules', 'fixture_nets')  # the fixture's model module, which a converted file names
 HISTORY = ORIGINAL / 'mlp_history.pkl'
 HEAVY = ('torch', 'numpy', 'lightning', 'matplotlib', 'tensorboard')
 
@@ -42,10 +43,10 @@ def _drop_file_permission_override() -> None:
             raise OSError(ctypes.get_errno(), 'prctl(PR_CAPBSET_DROP)')
 
 
-def lernomatic(*args, check=True, timeout=300, as_plain_user=False, cwd=None):
+def lernomatic(*args, check=True, timeout=300, as_plain_user=False, cwd=None, env=None):
     """`python -m lernomatic ARGS` in a subprocess; `timeout` is a hang check, not a speed target."""
     run = subprocess.run([sys.executable, '-m', 'lernomatic', *map(str, args)], capture_output=True, text=True,
-                         env=cli_env(), timeout=timeout, cwd=cwd,
+                         env={**cli_env(), **(env or {})}, timeout=timeout, cwd=cwd,
                          preexec_fn=_drop_file_permission_override if as_plain_user and os.geteuid() == 0 else None)
     if check:
         assert run.returncode == 0, run.stderr[-3000:]
@@ -222,14 +223,28 @@ def test_inspect_prints_the_tree():
     assert "'acc_history': ndarray float64 (9,)" in history
 
 
+def test_convert_checks_the_classes_as_a_loader_would(tmp_path):
+    """A file naming code is refused, not carried into the .ckpt; the user's own module needs trusting, as loading."""
+    data = torch.load(CHECKPOINT)
+    data['model'].update(module_import_path='subprocess', module_name='Popen', model_args={'args': 'true'})
+    torch.save(data, tmp_path / 'hostile.pkl')
+    run = lernomatic('convert', tmp_path / 'hostile.pkl', tmp_path / 'out.ckpt', *TRUST, check=False)
+    assert_user_error(run, tmp_path / 'hostile.pkl', "subprocess.Popen is a class subprocess.Popen, not a subclass")
+    untrusted = lernomatic('convert', CHECKPOINT, tmp_path / 'out.ckpt', check=False)
+    assert_user_error(untrusted, CHECKPOINT, "would import module 'fixture_nets', which this program has not imported")
+    assert not (tmp_path / 'out.ckpt').exists()
+    lernomatic('convert', CHECKPOINT, tmp_path / 'out.ckpt', env={'LERNOMATIC_TRUSTED_MODULES': 'fixture_nets'})
+    assert (tmp_path / 'out.ckpt').is_file()
+
+
 def test_convert_prints_no_lightning_banner(tmp_path):
-    run = lernomatic('convert', CHECKPOINT, tmp_path / 'mlp.ckpt')
+    run = lernomatic('convert', CHECKPOINT, tmp_path / 'mlp.ckpt', *TRUST)
     assert run.stdout == f'wrote Lightning checkpoint {tmp_path / "mlp.ckpt"}\n' and run.stderr == ''
 
 
 def test_convert_round_trip_loses_nothing(tmp_path):
-    lernomatic('convert', CHECKPOINT, tmp_path / 'mlp.ckpt')
-    lernomatic('convert', tmp_path / 'mlp.ckpt', tmp_path / 'back.pkl')
+    lernomatic('convert', CHECKPOINT, tmp_path / 'mlp.ckpt', *TRUST)
+    lernomatic('convert', tmp_path / 'mlp.ckpt', tmp_path / 'back.pkl', *TRUST)
     original, back = torch.load(CHECKPOINT), torch.load(tmp_path / 'back.pkl')
     assert signature(back) == signature(original)
     assert back['trainer_params'] == original['trainer_params']
@@ -238,7 +253,7 @@ def test_convert_round_trip_loses_nothing(tmp_path):
 
 
 def test_converted_ckpt_resumes_in_plain_lightning(tmp_path, fixture_nets, fixture_data):
-    lernomatic('convert', CHECKPOINT, tmp_path / 'mlp.ckpt')
+    lernomatic('convert', CHECKPOINT, tmp_path / 'mlp.ckpt', *TRUST)
     trainer = lightning.Trainer(max_epochs=5, accelerator='cpu', logger=False, enable_progress_bar=False,
                                 enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path)
     trainer.fit(LernomaticModule(fixture_nets.MLPModel(), learning_rate=0.003),
@@ -253,7 +268,7 @@ def test_plain_lightning_ckpt_becomes_a_trainer_checkpoint(tmp_path, fixture_net
     module = LernomaticModule(fixture_nets.MLPModel(), optim_function='SGD', learning_rate=0.05)
     trainer.fit(module, DataLoader(fixture_data.make(200, 11), batch_size=20))
     trainer.save_checkpoint(tmp_path / 'run.ckpt')
-    lernomatic('convert', tmp_path / 'run.ckpt', tmp_path / 'run.pkl')
+    lernomatic('convert', tmp_path / 'run.ckpt', tmp_path / 'run.pkl', *TRUST)
     loaded = Trainer(None, verbose=False)
     loaded.load_checkpoint(str(tmp_path / 'run.pkl'))
     assert loaded.optim_function == 'SGD' and loaded.cur_epoch == 2 and loaded.learning_rate == 0.05

@@ -221,9 +221,9 @@ def test_convert_refuses_malformed_checkpoints(tmp_path):
         'weights_are_strings.pkl': ({'model': {'model_state_dict': {'w': 'x'}, 'model_name': 'M',
                                                'model_import_path': 'm', 'module_name': 'N',
                                                'module_import_path': 'm'}, 'optim': {}, 'trainer_params': {}},
-                                    "maps 'w' to a str"),
+                                    "entry 'w' is a str: a state dict maps names to tensors"),
         'bad_lightning.ckpt': ({'state_dict': [1], 'pytorch-lightning_version': '2.0'},
-                               "['state_dict'] is a list: expected a dict"),
+                               "['state_dict']: expected names and tensors"),
     }
     for name, (content, reason) in cases.items():
         torch.save(content, tmp_path / name)

@@ -89,8 +89,8 @@ def test_port_in_use_is_a_one_line_error(tmp_path):
     assert run.returncode == 2 and len(line) == 1 and f'--port {port}' in line[0] and 'in use' in line[0], run.stderr
 
 
-def test_logdir_alone_writes_and_exits_as_scripts_expect(tmp_path, expected):
-    run = lernomatic('tensorboard', HISTORY, '--logdir', tmp_path / 'tb', timeout=120)
+def test_no_serve_writes_and_exits_as_scripts_expect(tmp_path, expected):
+    run = lernomatic('tensorboard', HISTORY, '--logdir', tmp_path / 'tb', '--no-serve', timeout=120)
     assert 'to see them: tensorboard --logdir' in run.stdout
     assert _scalars(tmp_path / 'tb' / 'mlp_history', 'acc/val') == pytest.approx(expected['acc_history'])
     assert len(_scalars(tmp_path / 'tb' / 'mlp_history', 'loss/train')) == 30
@@ -99,7 +99,7 @@ def test_logdir_alone_writes_and_exits_as_scripts_expect(tmp_path, expected):
 
 def test_a_second_export_replaces_the_run(tmp_path):
     for _ in range(2):
-        lernomatic('tensorboard', HISTORY, '--logdir', tmp_path / 'tb', timeout=120)
+        lernomatic('tensorboard', HISTORY, '--logdir', tmp_path / 'tb', '--no-serve', timeout=120)
     run_dir = tmp_path / 'tb' / 'mlp_history'
     assert len(list(run_dir.iterdir())) == 1 and len(_scalars(run_dir, 'loss/train')) == 30  # not 60
 
@@ -108,7 +108,7 @@ def test_a_run_folder_holding_other_files_is_left_alone(tmp_path):
     run_dir = tmp_path / 'tb' / 'mlp_history'
     run_dir.mkdir(parents=True)
     (run_dir / 'notes.txt').write_text('mine')
-    run = lernomatic('tensorboard', HISTORY, '--logdir', tmp_path / 'tb', check=False, timeout=120)
+    run = lernomatic('tensorboard', HISTORY, '--logdir', tmp_path / 'tb', '--no-serve', check=False, timeout=120)
     assert_user_error(run, run_dir, 'notes.txt')
     assert [p.name for p in run_dir.iterdir()] == ['notes.txt']
 
@@ -124,6 +124,6 @@ def test_no_serve_without_logdir_keeps_the_temporary_directory(tmp_path):
 
 def test_logdir_is_created_but_not_its_parents(tmp_path):
     logdir = tmp_path / 'missing' / 'tb'
-    run = lernomatic('tensorboard', HISTORY, '--logdir', logdir, check=False, timeout=120)
+    run = lernomatic('tensorboard', HISTORY, '--logdir', logdir, '--no-serve', check=False, timeout=120)
     assert_user_error(run, logdir, f'directory {tmp_path / "missing"} does not exist')
     assert list(tmp_path.iterdir()) == []

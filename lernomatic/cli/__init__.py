@@ -12,7 +12,6 @@ import argparse
 import importlib
 import logging
 import os
-import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -94,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                       'cmd_convert', inputs=['input'], outputs=['output'])
     convert.add_argument('input', type=Path)
     convert.add_argument('output', type=Path, help='the file to write (its directory must exist)')
+    convert.add_argument('--trusted-modules', action='append', default=[], metavar='PREFIX',
+                         help='a module prefix (your model package) the file may name; repeatable '
+                         '(also LERNOMATIC_TRUSTED_MODULES)')
 
     plot = command('plot', 'plot loss, validation loss and accuracy of a history file as a PNG',
                    'cmd_plot', inputs=['history'], outputs=['output'])
@@ -104,15 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     board = command('tensorboard', 'show history files in TensorBoard: write their events, then serve them',
                     'cmd_tensorboard', inputs=['histories'])
     board.epilog = ('Without --logdir: events in a temporary directory, served until Ctrl-C, then removed. '
-                    '--logdir DIR alone writes and exits, as scripts expect; add --port to serve DIR.')
+                    'With --no-serve: write the events and exit (for scripts).')
     board.add_argument('histories', type=Path, nargs='+', metavar='HISTORY',
                        help='history files; each becomes a run named after the file')
     board.add_argument('--logdir', type=Path, metavar='DIR',
-                       help='write the runs here and exit (DIR is created if missing, not its parents)')
+                       help='write the runs here (DIR is created if missing, not its parents)')
     board.add_argument('--port', type=_bounded_int(0, 65535), metavar='N',
-                       help='serve on this port of localhost (default without --logdir: 6006 or the next free '
-                       'one; 0: any free port)')
+                       help='serve on this port of localhost (default: 6006 or the next free one; 0: any free '
+                       'port)')
     board.add_argument('--no-serve', action='store_true', help='only write the events, start no server')
+
+    doctor = commands.add_parser('doctor', help='which modules of an old checkout (LERNOMATIC_PATH) are used, '
+                                 'replaced by this project, or fail to import',
+                                 description='Lists every module of the old Lernomatic checkouts on LERNOMATIC_PATH: '
+                                 "'tree' (imported from the checkout), 'replaced' (this project provides it) or "
+                                 "'fails' (importing it raised; the error follows). Exit status 1 when one fails.")
+    doctor.add_argument('--no-import', action='store_true',
+                        help="list without importing (no module's code runs; failures are not found)")
+    doctor.set_defaults(module='cmd_doctor', inputs=(), outputs=())
     return parser
 
 
@@ -125,27 +136,6 @@ def _check_paths(args: argparse.Namespace) -> None:
     for name in args.outputs:
         if getattr(args, name) is not None:
             check_output(getattr(args, name))
-
-
-def _explain(error: Exception) -> str:
-    """A `CheckpointError`'s message, with torch's reason for a weights-only refusal brought forward.
-
-    torch puts that reason ("Unsupported operand 139") after a paragraph of general advice, and
-    `compat.serialization.safe_load` ('PATH: cannot be read (...)') cuts it before the reason.
-    """
-    text = str(error)
-    detail = re.search(r'WeightsUnpickler error:\s*(.+?)\s*(?:\n\s*\n|$)', str(error.__cause__ or ''), re.DOTALL)
-    if detail is None or ': cannot be read (' not in text:
-        return text
-    reason = detail.group(1)
-    opcode = re.fullmatch(r'Unsupported operand (\d+)', reason)
-    if opcode and int(opcode.group(1)) < 256:
-        import pickletools
-        op = pickletools.code2op.get(chr(int(opcode.group(1))))
-        reason += f' (pickle opcode {op.name})' if op else ''
-    path = text.split(': cannot be read (', 1)[0]
-    return (f'{path}: weights-only loading refused it: {reason}; --trusted unpickles anything, '
-            'only for a file whose source you trust')
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -183,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return module.run(args)
         except CheckpointError as error:
-            raise CommandError(_explain(error)) from None
+            raise CommandError(str(error)) from None
     except CommandError as error:
         print(f'lernomatic {args.command}: {one_line(str(error))}', file=sys.stderr)
         return 2

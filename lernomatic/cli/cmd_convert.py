@@ -14,12 +14,15 @@ from typing import Any
 
 import torch
 
-from compat.checkpoint import CHECKPOINT_KEYS, HISTORY_KEYS
+from compat.checkpoint import check_optimizer_state, check_trainer_params, read_model_params
 from compat.errors import CheckpointError
 from compat.lightning_ckpt import is_lightning_checkpoint, lernomatic_from_lightning, lightning_from_lernomatic
-from compat.model_import import check_model_params
+from compat.model_import import model_classes
+from compat.schema import CHECKPOINT_KEYS, HISTORY_KEYS
 from compat.serialization import atomic_save, safe_load
+from compat.trust import loading
 from lernomatic.cli.text import short_repr
+from lernomatic.models.common import LernomaticModel
 
 __all__ = ['run']
 
@@ -34,42 +37,29 @@ def _holds(data: Any) -> str:
     return f'a dict with keys {", ".join(keys)}{", ..." if len(data) > 8 else ""}'
 
 
-def _mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise CheckpointError(f'{where} is a {type(value).__name__}: expected a dict')
-    return value
-
-
-def _tensor_dict(value: Any, where: str) -> None:
-    for key, tensor in _mapping(value, where).items():
-        if not isinstance(key, str) or not isinstance(tensor, torch.Tensor):
-            raise CheckpointError(f'{where} maps {short_repr(key)} to a {type(tensor).__name__}: '
-                                  'expected names and tensors')
-
-
-def _whole_number(value: Any, where: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise CheckpointError(f'{where} is {short_repr(value)}: expected a whole number >= 0')
-
-
 def _check_lernomatic(data: Mapping[str, Any], fname: Path) -> None:
-    """The parts `lightning_from_lernomatic` relies on: model metadata, weights, trainer params, optimizer."""
-    model = check_model_params(data['model'], f"{fname} ['model']")
-    _tensor_dict(model['model_state_dict'], f"{fname}: ['model']['model_state_dict']")
-    params = _mapping(data['trainer_params'], f"{fname}: ['trainer_params']")
-    _whole_number(params.get('cur_epoch', 0), f"{fname}: trainer_params['cur_epoch']")
-    optim = _mapping(data['optim'], f"{fname}: ['optim']")
-    for state in _mapping(optim.get('state', {}), f"{fname}: ['optim']['state']").values():
-        _mapping(state, f"{fname}: an entry of ['optim']['state']")
+    """Everything a loader would check, short of building the model: fields, kinds, the classes it names."""
+    meta = read_model_params(data, fname)
+    check_trainer_params(data['trainer_params'], fname)
+    check_optimizer_state(data['optim'], None, fname)
+    model_classes(meta, LernomaticModel)
 
 
 def _check_lightning(data: Mapping[str, Any], fname: Path) -> None:
-    """The parts `lernomatic_from_lightning` relies on: weights, metadata, one optimizer, trainer params."""
-    _tensor_dict(data['state_dict'], f"{fname}: ['state_dict']")
-    _mapping(data.get('lernomatic_trainer_params', {}), f"{fname}: ['lernomatic_trainer_params']")
-    if not isinstance(data.get('optimizer_states', []), (list, tuple)):
-        raise CheckpointError(f"{fname}: ['optimizer_states'] is a {type(data['optimizer_states']).__name__}: "
-                              'expected a list')
+    """The same for an adapter `.ckpt`: its weights, the Lernomatic metadata and params it carries, one optimizer."""
+    state = data['state_dict']
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                 for k, v in state.items()):
+        raise CheckpointError(f"{fname}: ['state_dict']: expected names and tensors")
+    check_trainer_params(data.get('lernomatic_trainer_params', {}), fname, "['lernomatic_trainer_params']",
+                         complete=False)
+    optimizers = data.get('optimizer_states', [])
+    if not isinstance(optimizers, (list, tuple)):
+        raise CheckpointError(f"{fname}: ['optimizer_states']: expected a list, got {type(optimizers).__name__}")
+    for index, optimizer in enumerate(optimizers):
+        check_optimizer_state(optimizer, None, fname, f"['optimizer_states'][{index}]")
+    if isinstance(data.get('lernomatic_model'), Mapping):
+        model_classes({'model_state_dict': {}, **data['lernomatic_model']}, LernomaticModel, "['lernomatic_model']")
 
 
 def _trainer_defaults() -> dict[str, Any]:
@@ -82,7 +72,17 @@ def _trainer_defaults() -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load IN once, check its structure, convert it and write OUT atomically."""
+    """Load IN once, check it as a loader would (the classes it names included), convert it, write OUT atomically.
+
+    The model's classes are resolved under the trust policy (docs/reliability.md), so a file naming
+    modules that are not trusted is refused here, not carried along: `--trusted-modules mynets` or
+    LERNOMATIC_TRUSTED_MODULES trusts your own model package.
+    """
+    with loading(args.input, args.trusted, args.trusted_modules):
+        return _convert(args)
+
+
+def _convert(args: argparse.Namespace) -> int:
     data = safe_load(args.input, trusted=args.trusted)
     try:
         if is_lightning_checkpoint(data):

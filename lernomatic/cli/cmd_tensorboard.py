@@ -3,10 +3,7 @@
 Each history file becomes one run (a folder named after the file) of TensorBoard events with the
 tags the original Trainer wrote (`loss/train`, `loss/val`, `acc/val`); then a TensorBoard server
 on localhost shows them until Ctrl-C or SIGTERM. Without `--logdir` the events go to a fresh
-temporary directory, removed when the server stops.
-
-`--logdir DIR` alone keeps what scripts relied on before the server existed: write, then exit.
-`--logdir DIR --port N` serves DIR; `--no-serve` never serves.
+temporary directory, removed when the server stops. `--no-serve` only writes (for scripts).
 """
 
 from __future__ import annotations
@@ -113,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     curves = [read_curves(path, trusted=args.trusted) for path in args.histories]  # all checked before any write
     temporary = args.logdir is None
     logdir = Path(tempfile.mkdtemp(prefix='lernomatic-tb-')) if temporary else make_logdir(args.logdir)
-    serve = not args.no_serve and (temporary or args.port is not None)
+    serve = not args.no_serve
     remove_after = temporary and serve  # without a server, the temporary directory is the only copy
     try:
         for name, path, curve in zip(run_names(args.histories), args.histories, curves, strict=True):

@@ -228,8 +228,9 @@ class Trainer:
         if self.optimizer is None:
             raise ConfigError(f'{self!r} has no optimizer: _init_optimizer() left self.optimizer as None')
         if self.mtm_scheduler is not None and optimizer_momentum(self.optimizer) is None:
-            raise ConfigError(f'mtm_scheduler={self.mtm_scheduler!r} sets momentum, but {type(self.optimizer).__name__} '
-                              "has none (no 'momentum' nor 'betas'): use SGD, Adam, ... or drop the schedule")
+            optimizer = type(self.optimizer).__name__
+            raise ConfigError(f'mtm_scheduler={self.mtm_scheduler!r} sets momentum, but {optimizer} has none '
+                              "(no 'momentum' nor 'betas'): use SGD, Adam, ... or drop the schedule")
 
     def backward(self, loss: Any) -> None:
         """`loss.backward()` for hand-written loops, routed through Lightning so that

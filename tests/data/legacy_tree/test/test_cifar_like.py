@@ -50,7 +50,7 @@ def test_freeze(tmpdir):
 def test_lr_finder(tmpdir, method):
     trainer = get_trainer(tmpdir)
     before = {k: v.clone() for k, v in trainer.model.get_net_state_dict().items()}
-    finder = lr_common.LogFinder(trainer, lr_min=1e-5, lr_max=1.0, num_epochs=2, max_batches=10, acc_test=True,
+    finder = lr_common.LogFinder(trainer, lr_min=1e-5, lr_max=1.0, num_epochs=1, max_batches=10, acc_test=True,
                                  lr_select_method=method, lr_trunc=2, explode_thresh=1e6, verbose=False)
     lr_lo, lr_hi = finder.find()
     assert 0 < lr_lo <= lr_hi

@@ -17,4 +17,4 @@ if __name__ == '__main__':
     with torch.no_grad():
         pred = inf.forward(x).argmax(dim=1)
     print('model', inf.get_model().get_model_name(), 'module', inf.get_model().get_module_name(),
-          'args', inf.get_model().get_model_args(), 'correct', int((pred == y).sum()))
+          'channels', inf.get_model().net.conv1.out_channels, 'correct', int((pred == y).sum()))
