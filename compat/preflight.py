@@ -101,14 +101,14 @@ def _first_batch(name: str, loader: torch.utils.data.DataLoader) -> Any:
         try:
             samples.append(dataset[index])
         except Exception as error:
-            raise ConfigError(f'{_dataset_name(name, dataset)}: reading sample {index} failed: '
+            raise ConfigError(f'{_dataset_name(name, dataset)}: reading sample {index} failed:\n  '
                               f'{_error_line(error)}') from None
     try:
         return loader.collate_fn(samples)
     except Exception as error:
         shapes = ', '.join(describe(sample) for sample in samples[:_SHOWN_ITEMS])
         raise ConfigError(f'{_dataset_name(name, dataset)}: its first {count} samples ({shapes}, ...) do not make '
-                          f'a batch: {_error_line(error)}. Give every sample the same shapes, or pass '
+                          f'a batch:\n  {_error_line(error)}. Give every sample the same shapes, or pass '
                           'a collate_fn that can batch them') from None
 
 
@@ -126,13 +126,13 @@ def _label_problem(labels: torch.Tensor, criterion: torch.nn.Module, num_outputs
         return None
     first = int(rows.nonzero()[0])
     value = int(labels[first][bad[first]][0])
-    skipped = f' (ignore_index={ignored} is skipped)' if ignored is not None else ''
+    skipped = f' (labels equal to ignore_index={ignored} are skipped)' if ignored is not None else ''
     return (f'label {value} of sample {first} ({int(rows.sum())} sample(s) in all) is out of range for '
             f"{_loss_name(criterion)} over the model's {num_outputs} outputs: labels must be 0..{num_outputs - 1}"
             f'{skipped}. Renumber the labels from 0, or give the model more outputs')
 
 
-def _check_whole_label_tensors(legacy: Any, criterion: torch.nn.Module, num_outputs: int) -> None:
+def _check_whole_label_tensors(legacy: Any, criterion: torch.nn.Module, output: torch.Tensor, num_outputs: int) -> None:
     """Every label of each TensorDataset the trainer holds (train, val, test): a cheap read, no sample loaded."""
     for name in ('train_loader', 'val_loader', 'test_loader'):
         loader = getattr(legacy, name, None)
@@ -141,7 +141,8 @@ def _check_whole_label_tensors(legacy: Any, criterion: torch.nn.Module, num_outp
             continue
         problem = _label_problem(dataset.tensors[1], criterion, num_outputs)
         if problem:
-            raise ConfigError(f"{_dataset_name(name.replace('loader', 'dataset'), dataset)}: {problem}")
+            raise ConfigError(f"{_dataset_name(name.replace('loader', 'dataset'), dataset)}, "
+                              f'model output {describe(output)}:\n  {problem}')
 
 
 def check_first_batch(legacy: Any, hand_written: frozenset[str] = frozenset()) -> None:
@@ -168,22 +169,22 @@ def check_first_batch(legacy: Any, hand_written: frozenset[str] = frozenset()) -
         batch = _first_batch(name, loader)
         where = f'{_dataset_name(name, loader.dataset)}, first batch {describe(batch)}'
         if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise ConfigError(f'{where}: the default training step takes each batch as (data, target). Return '
+            raise ConfigError(f'{where}:\n  the default training step takes each batch as (data, target). Return '
                               'two items from the dataset, or override train_epoch to unpack batches yourself')
         data, target = batch
         try:
             output = legacy.model.forward(move_data_to_device(data, device))
         except Exception as error:
-            raise ConfigError(f"{where}: the model's forward failed: {_error_line(error)}") from None
+            raise ConfigError(f"{where}:\n  the model's forward failed: {_error_line(error)}") from None
         where += f', model output {describe(output)}'
         if isinstance(criterion, _CLASS_INDEX_LOSSES) and isinstance(output, torch.Tensor) and output.dim() >= 1:
             num_outputs = output.shape[1] if output.dim() >= 2 else output.shape[0]
             if isinstance(target, torch.Tensor):  # checked on the host, before the device could assert
                 problem = _label_problem(target, criterion, num_outputs)
                 if problem:
-                    raise ConfigError(f'{where}: {problem}')
-            _check_whole_label_tensors(legacy, criterion, num_outputs)
+                    raise ConfigError(f'{where}:\n  {problem}')
+            _check_whole_label_tensors(legacy, criterion, output, num_outputs)
         try:
             criterion(output, move_data_to_device(target, device))
         except Exception as error:
-            raise ConfigError(f'{where}: {_loss_name(criterion)} failed on them: {_error_line(error)}') from None
+            raise ConfigError(f'{where}:\n  {_loss_name(criterion)} failed on them: {_error_line(error)}') from None
