@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from numbers import Integral
 from typing import Any
 
@@ -18,8 +19,8 @@ from tqdm import tqdm
 
 from compat.distributed import is_rank_zero
 
-__all__ = ['get_logger', 'say', 'BarSafeHandler', 'SILENT', 'MESSAGES', 'EVERYTHING', 'verbosity',
-           'verbosity_problem', 'epoch_label']
+__all__ = ['get_logger', 'say', 'BarSafeHandler', 'BarSafeStream', 'show_warning_above_bar', 'SILENT', 'MESSAGES',
+           'EVERYTHING', 'verbosity', 'verbosity_problem', 'epoch_label']
 
 _ROOT = 'lernomatic'
 
@@ -62,6 +63,30 @@ class BarSafeHandler(logging.Handler):
             tqdm.write(self.format(record), file=sys.stderr)
         except Exception:  # logging's contract: report through handleError, never raise
             self.handleError(record)
+
+
+class BarSafeStream:
+    """A text stream whose writes go through tqdm's writer: for other libraries' handlers that hold a stream.
+
+    Args:
+        stream: where the text goes (the handler's own stream).
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        tqdm.write(text, file=self.stream, end='')
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def show_warning_above_bar(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                           line: str | None = None) -> None:
+    """`warnings.showwarning` that writes through tqdm's writer, so a warning is not written into a drawn bar."""
+    tqdm.write(warnings.formatwarning(message, category, filename, lineno, line), file=file or sys.stderr, end='')
 
 
 def _make_visible() -> None:

@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
-from compat.logs import EVERYTHING, epoch_label, verbosity
+from compat.logs import EVERYTHING, MESSAGES, BarSafeStream, epoch_label, show_warning_above_bar, verbosity
 
 __all__ = ['lightning_devices', 'build_lightning_trainer', 'quiet_lightning', 'lightning_logger', 'EpochBar',
            'bar_can_draw']
@@ -142,26 +142,45 @@ def build_lightning_trainer(legacy: Any, max_epochs: int, callbacks: list[Any],
 
 
 @contextlib.contextmanager
+def _lines_above_bar(loggers: list[logging.Logger]) -> Iterator[None]:
+    """Lightning's own console handlers write through tqdm's writer for the block (`setStream`, put back after)."""
+    swapped = []
+    for handler in (h for lg in loggers for h in lg.handlers):
+        if type(handler) is logging.StreamHandler and handler.stream in (sys.stdout, sys.stderr):
+            swapped.append((handler, handler.stream))
+            handler.setStream(BarSafeStream(handler.stream))
+    try:
+        yield
+    finally:
+        for handler, stream in swapped:
+            handler.setStream(stream)
+
+
+@contextlib.contextmanager
 def quiet_lightning(verbose: Any) -> Iterator[None]:
     """Lightning's banner, tips and internal deprecations hidden below `verbose=2`, for this run only.
 
     Lightning's loggers go to WARNING for the run and back after; the warnings are filtered by
     their message inside this block only, so code outside a run sees every warning as before.
     Warnings about choices the trainer makes on purpose (worker count, CPU over GPU) are hidden at
-    every verbosity.
+    every verbosity. Where a bar is drawn, the warnings shown and (at 2) Lightning's lines go
+    through tqdm's writer, as our messages do, so none is written into the bar.
     """
-    everything = verbosity(verbose) >= EVERYTHING
+    level = verbosity(verbose)
+    everything, bar = level >= EVERYTHING, level >= MESSAGES and bar_can_draw()
     loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
     levels = [lg.level for lg in loggers]
     if not everything:
         for lg in loggers:
             lg.setLevel(logging.WARNING)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), (_lines_above_bar(loggers) if bar else contextlib.nullcontext()):
             hidden = _CHOSEN if everything else _CHOSEN + _INTERNAL_DEPRECATIONS
             for message, category in hidden:
                 warnings.filterwarnings('ignore', message=message, category=category)
+            if bar:  # put back when catch_warnings ends
+                warnings.showwarning = show_warning_above_bar
             yield
     finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
+        for lg, level_before in zip(loggers, levels, strict=True):
+            lg.setLevel(level_before)

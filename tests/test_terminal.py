@@ -221,18 +221,27 @@ def test_main_job_without_a_terminal_prints_plain_lines(tmp_path):
 # ---- verbosity
 SMALL_RUN = textwrap.dedent('''
     import sys
+    import warnings
+    import lightning
     sys.path.insert(0, {data!r})
     import fixture_data, fixture_nets
     from lernomatic.train.trainer import Trainer
+
+    class WarnsOnce(lightning.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if trainer.current_epoch == 0 and batch_idx == 1:
+                warnings.warn('a warning of the user, mid-epoch', UserWarning)
+
     Trainer(fixture_nets.MLPModel(), train_dataset=fixture_data.make(64, 1), val_dataset=fixture_data.make(32, 2),
             num_epochs=2, batch_size=16, print_every=2, num_workers=0, checkpoint_dir='checkpoint',
-            verbose={verbose}).train()
+            verbose={verbose}, callbacks={callbacks}).train()
 ''')
 
 
-def small_run(tmp_path: Path, verbose: object) -> tuple[int, str]:
+def small_run(tmp_path: Path, verbose: object, callbacks: str = 'None') -> tuple[int, str]:
     script = tmp_path / 'small_run.py'
-    script.write_text(SMALL_RUN.format(data=str(REPO / 'tests' / 'data' / 'original'), verbose=verbose))
+    script.write_text(SMALL_RUN.format(data=str(REPO / 'tests' / 'data' / 'original'), verbose=verbose,
+                                       callbacks=callbacks))
     return run_in_pty([sys.executable, str(script)], cwd=tmp_path)
 
 
@@ -242,12 +251,20 @@ def test_verbose_false_prints_nothing_at_all_even_on_a_terminal(tmp_path):
     assert (tmp_path / 'checkpoint' / 'ck_history.pkl').is_file()  # it did train
 
 
-def test_verbose_2_shows_lightnings_own_lines(tmp_path):
-    code, output = small_run(tmp_path, 2)
-    everything = '\n'.join(render(output))
+def test_verbose_2_shows_lightnings_own_lines_and_warnings_above_the_bar(tmp_path):
+    code, output = small_run(tmp_path, 2, callbacks='[WarnsOnce()]')
+    rendered = render(output)
+    everything = '\n'.join(rendered)
     assert code == 0, everything
     for text in ('GPU available', 'Tip:', 'Trainable params', 'LeafSpec', '[VAL]   epoch 1/1'):
         assert text in everything, f'{text!r} missing:\n{everything}'
+    # written while the bar is drawn, each on a line of its own, and no bar left at the end
+    warning = [line for line in rendered if 'small_run.py:' in line]
+    assert len(warning) == 1 and warning[0].startswith(str(tmp_path)), everything
+    assert 'a warning of the user, mid-epoch' in everything.replace('\n', ''), everything
+    assert '`Trainer.fit` stopped: `max_epochs=2` reached.' in rendered, everything
+    for line in rendered:
+        assert not any(mark in line for mark in BAR_MARKS), f'a bar left on the terminal: {line!r}'
 
 
 @pytest.mark.parametrize('verbose', [1.0, 3, -1, 'yes', None])
