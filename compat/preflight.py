@@ -92,6 +92,16 @@ def _eval_mode(net: torch.nn.Module) -> Iterator[None]:
             module.training = training
 
 
+def _has_samples(dataset: Any) -> bool:
+    """A map-style dataset with a length and at least one sample: one whose first samples can be read by index."""
+    if isinstance(dataset, IterableDataset):
+        return False
+    try:
+        return len(dataset) > 0
+    except TypeError:
+        return False
+
+
 def _first_batch(name: str, loader: torch.utils.data.DataLoader) -> Any:
     """The first `batch_size` samples of the loader's dataset, in order, collated as the loader collates them."""
     dataset = loader.dataset
@@ -160,7 +170,7 @@ def check_first_batch(legacy: Any, hand_written: frozenset[str] = frozenset()) -
         ConfigError: naming the dataset, the batch's shapes and dtypes, the model's output and the error.
     """
     loader = legacy.train_loader
-    if 'train' in hand_written or isinstance(loader.dataset, IterableDataset) or len(loader.dataset) == 0:
+    if 'train' in hand_written or not _has_samples(loader.dataset):
         return
     name = 'train_dataset'
     net, criterion = legacy.model.get_net(), legacy.criterion
@@ -177,8 +187,8 @@ def check_first_batch(legacy: Any, hand_written: frozenset[str] = frozenset()) -
         except Exception as error:
             raise ConfigError(f"{where}:\n  the model's forward failed: {_error_line(error)}") from None
         where += f', model output {describe(output)}'
-        if isinstance(criterion, _CLASS_INDEX_LOSSES) and isinstance(output, torch.Tensor) and output.dim() >= 1:
-            num_outputs = output.shape[1] if output.dim() >= 2 else output.shape[0]
+        if isinstance(criterion, _CLASS_INDEX_LOSSES) and isinstance(output, torch.Tensor) and output.dim() >= 2:
+            num_outputs = output.shape[1]  # (batch, classes, ...): the class dimension of both losses
             if isinstance(target, torch.Tensor):  # checked on the host, before the device could assert
                 problem = _label_problem(target, criterion, num_outputs)
                 if problem:

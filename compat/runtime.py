@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import lightning
-from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
@@ -117,14 +117,16 @@ def build_lightning_trainer(legacy: Any, max_epochs: int, callbacks: list[Any],
     """A `lightning.Trainer` configured from a Lernomatic trainer's options.
 
     `callbacks` (the bookkeeping) come before the user's, so user callbacks see finished epochs.
-    The progress bar is drawn when `verbose` and there is a terminal to draw it on; the model
-    summary only at `verbose=2`.
+    Our progress bar is drawn when `verbose` and there is a terminal to draw it on; a bar among the
+    user's callbacks is theirs to place, and is used whenever `verbose`. The model summary only at
+    `verbose=2`.
     """
     accelerator, devices = lightning_devices(legacy.accelerator, legacy.devices, legacy.device_id)
     level = verbosity(legacy.verbose)
-    show_bar = level > 0 and bar_can_draw()
     user_callbacks = list(legacy.callbacks or [])
-    if show_bar and not any(isinstance(c, lightning.pytorch.callbacks.ProgressBar) for c in user_callbacks):
+    users_bar = any(isinstance(callback, ProgressBar) for callback in user_callbacks)
+    show_bar = level >= MESSAGES and (users_bar or bar_can_draw())
+    if show_bar and not users_bar:
         callbacks = [*callbacks, EpochBar(legacy)]
     options: dict[str, Any] = dict(
         accelerator=accelerator, devices=devices, strategy=strategy if strategy is not None else legacy.strategy,

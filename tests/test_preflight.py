@@ -216,6 +216,14 @@ def test_a_dataset_that_cannot_be_read_is_named(make_trainer):
     assert "KeyError: 'no file for sample 0'" in message
 
 
+def test_samples_that_do_not_make_a_batch_are_named(make_trainer):
+    pairs = [(torch.randn(12 if i % 2 == 0 else 11), torch.tensor(0)) for i in range(200)]
+    message = str(raised(make_trainer(train_dataset=Listed(pairs))))
+    assert message.startswith('train_dataset (Listed, 200 samples): its first 20 samples ((float32[12], int64[]), '
+                              '(float32[11], int64[])'), message
+    assert 'do not make a batch' in message and 'collate_fn' in message
+
+
 def test_describe_names_shapes_and_dtypes():
     batch = {'image': torch.zeros(2, 3, dtype=torch.uint8), 'ids': [1, 2, 3, 4, 5, 6]}
     assert describe(batch) == "{'image': uint8[2, 3], 'ids': [int, int, int, int, ... (6 items)]}"

@@ -274,6 +274,13 @@ def test_verbose_is_checked(make_trainer, verbose):
         make_trainer(verbose=verbose)
 
 
+def test_a_bar_among_the_users_callbacks_is_used_without_a_terminal_too(make_trainer):
+    from lightning.pytorch.callbacks import TQDMProgressBar
+    trainer = make_trainer(num_epochs=1, verbose=True, callbacks=[TQDMProgressBar(refresh_rate=5)])
+    trainer.train()  # Lightning refuses a bar callback when the bar is off: ours stays off here, theirs is on
+    assert trainer.acc_iter == 1
+
+
 def test_known_deprecation_is_hidden_in_our_runs_only_and_nothing_else_is():
     leaf = '`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec)` instead.'
     other = 'some other FutureWarning'
