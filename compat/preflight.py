@@ -102,17 +102,25 @@ def _has_samples(dataset: Any) -> bool:
         return False
 
 
+def _read(name: str, dataset: Any, index: int) -> Any:
+    try:
+        return dataset[index]
+    except Exception as error:
+        raise ConfigError(f'{_dataset_name(name, dataset)}: reading sample {index} failed:\n  '
+                          f'{_error_line(error)}') from None
+
+
 def _first_batch(name: str, loader: torch.utils.data.DataLoader) -> Any:
-    """The first `batch_size` samples of the loader's dataset, in order, collated as the loader collates them."""
+    """The loader's first batch without its sampler: the dataset's first samples in order, collated as it does.
+
+    A loader without automatic batching (`batch_size=None`, no batch sampler) takes each item of
+    the dataset as a whole batch, passed through its `collate_fn` alone.
+    """
     dataset = loader.dataset
-    count = min(len(dataset), loader.batch_size or 1)
-    samples = []
-    for index in range(count):
-        try:
-            samples.append(dataset[index])
-        except Exception as error:
-            raise ConfigError(f'{_dataset_name(name, dataset)}: reading sample {index} failed:\n  '
-                              f'{_error_line(error)}') from None
+    if loader.batch_sampler is None:
+        return loader.collate_fn(_read(name, dataset, 0))
+    count = min(len(dataset), loader.batch_size or getattr(loader.batch_sampler, 'batch_size', None) or 1)
+    samples = [_read(name, dataset, index) for index in range(count)]
     try:
         return loader.collate_fn(samples)
     except Exception as error:

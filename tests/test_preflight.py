@@ -224,6 +224,26 @@ def test_samples_that_do_not_make_a_batch_are_named(make_trainer):
     assert 'do not make a batch' in message and 'collate_fn' in message
 
 
+def test_a_loader_of_whole_batches_is_read_as_the_loader_reads_it(make_trainer, fixture_data):
+    class WholeBatches(Trainer):
+        """A subclass whose loader gives the dataset's items as they are (batch_size=None): each is a batch."""
+
+        def _init_dataloaders(self) -> None:
+            super()._init_dataloaders()
+            batches = Listed([(data[i:i + 20], labels[i:i + 20]) for i in range(0, 200, 20)])
+            self.train_loader = torch.utils.data.DataLoader(batches, batch_size=None)
+
+    data, labels = fixture_data.make(200, 11).tensors
+    trainer = make_trainer(WholeBatches, num_epochs=1)
+    trainer.train()
+    assert trainer.loss_iter == 10
+    labels = labels.clone()
+    labels[5] = 4
+    message = str(raised(make_trainer(WholeBatches, num_epochs=1)))
+    assert message.startswith('train_dataset (Listed, 10 samples), first batch [float32[20, 12], int64[20]]')
+    assert 'label 4 of sample 5' in message
+
+
 def test_describe_names_shapes_and_dtypes():
     batch = {'image': torch.zeros(2, 3, dtype=torch.uint8), 'ids': [1, 2, 3, 4, 5, 6]}
     assert describe(batch) == "{'image': uint8[2, 3], 'ids': [int, int, int, int, ... (6 items)]}"
