@@ -256,7 +256,8 @@ def test_verbose_2_shows_lightnings_own_lines_and_warnings_above_the_bar(tmp_pat
     rendered = render(output)
     everything = '\n'.join(rendered)
     assert code == 0, everything
-    for text in ('GPU available', 'Tip:', 'Trainable params', 'LeafSpec', '[VAL]   epoch 1/1'):
+    # (Lightning's tips and the LeafSpec deprecation come and go with versions: the filter's own test is below)
+    for text in ('GPU available', 'Trainable params', '[VAL]   epoch 1/1'):
         assert text in everything, f'{text!r} missing:\n{everything}'
     # written while the bar is drawn, each on a line of its own, and no bar left at the end
     warning = [line for line in rendered if 'small_run.py:' in line]
