@@ -20,7 +20,7 @@ import torch
 from compat.distributed import is_rank_zero
 from compat.errors import NonFiniteLossError
 from compat.history import declared_histories, flush_histories, push_history
-from compat.logs import get_logger, say
+from compat.logs import epoch_label, get_logger, say
 from compat.runtime import lightning_logger
 
 __all__ = ['LernomaticBookkeeping', 'end_of_epoch', 'iteration_checkpoint_path', 'best_checkpoint_path',
@@ -66,15 +66,15 @@ def _should_stop(legacy: Any) -> bool:
     if accuracy is None:
         return False
     if legacy.stop_when_acc > 0.0 and accuracy >= legacy.stop_when_acc:
-        say(log, legacy.verbose, '[%r] accuracy %.4f reached stop_when_acc=%s at epoch %d',
-            legacy, accuracy, legacy.stop_when_acc, legacy.cur_epoch)
+        say(log, legacy.verbose, 'accuracy %.4f reached stop_when_acc=%s at %s: stopping',
+            accuracy, legacy.stop_when_acc, epoch_label(legacy.cur_epoch, legacy.num_epochs))
         return True
     early = legacy.early_stop
     if early is not None and legacy.acc_iter > early['num_epochs']:
         gained = accuracy - float(legacy.acc_history[legacy.acc_iter - 1 - early['num_epochs']])
         if gained < early['improv']:
-            say(log, legacy.verbose, '[%r] stopping early at epoch %d: accuracy gained %.4f over %d epochs',
-                legacy, legacy.cur_epoch, gained, early['num_epochs'])
+            say(log, legacy.verbose, 'stopping early at %s: accuracy gained %.4f over %d epochs',
+                epoch_label(legacy.cur_epoch, legacy.num_epochs), gained, early['num_epochs'])
             return True
     return False
 
@@ -191,8 +191,8 @@ class LernomaticBookkeeping(lightning.Callback):
 
     def _report_training(self, loss: float, batch_idx: int, num_batches: Any) -> None:
         legacy = self.legacy
-        say(log, legacy.verbose, '[TRAIN] epoch %d/%d  iteration %d/%s  loss %.6f',
-            legacy.cur_epoch + 1, legacy.num_epochs, batch_idx + 1, num_batches, loss)
+        say(log, legacy.verbose, '[TRAIN] %s  iteration %d/%s  loss %.6f',
+            epoch_label(legacy.cur_epoch, legacy.num_epochs), batch_idx + 1, num_batches, loss)
         emit_scalar(legacy, 'loss/train', loss, legacy.loss_iter)
         for kind, scheduler in (('lr', legacy.lr_scheduler), ('mtm', legacy.mtm_scheduler)):
             if scheduler is not None:
@@ -206,7 +206,7 @@ class LernomaticBookkeeping(lightning.Callback):
             pl_module.close_training_epoch()
         flush_histories(legacy)
         check_losses_finite(legacy)
-        say(log, legacy.verbose, 'Epoch %d [%r] took %.2fs', legacy.cur_epoch + 1, legacy,
+        say(log, legacy.verbose, 'Finished %s in %.2fs', epoch_label(legacy.cur_epoch, legacy.num_epochs),
             time.perf_counter() - self._epoch_started)
         if self.finish_epochs and end_of_epoch(legacy):
             trainer.should_stop = True
@@ -246,8 +246,8 @@ class LernomaticBookkeeping(lightning.Callback):
         legacy = self.legacy
         legacy.acc_history[legacy.acc_iter] = accuracy
         legacy.acc_iter += 1
-        say(log, legacy.verbose, '[VAL]   epoch %d/%d  mean loss %.4f  accuracy %.4f',
-            legacy.cur_epoch + 1, legacy.num_epochs, mean_loss, accuracy)
+        say(log, legacy.verbose, '[VAL]   %s  mean loss %.4f  accuracy %.4f',
+            epoch_label(legacy.cur_epoch, legacy.num_epochs), mean_loss, accuracy)
         emit_scalar(legacy, 'loss/val', mean_loss, legacy.val_loss_iter)
         emit_scalar(legacy, 'acc/val', accuracy, legacy.acc_iter)
         if accuracy > legacy.best_acc:
@@ -262,7 +262,7 @@ class LernomaticBookkeeping(lightning.Callback):
     def _finish_test(self, mean_loss: float, accuracy: float) -> None:
         legacy = self.legacy
         legacy.test_loss, legacy.test_acc = mean_loss, accuracy
-        say(log, legacy.verbose, '[TEST]  epoch %d/%d  mean loss %.4f  accuracy %.4f',
-            legacy.cur_epoch + 1, legacy.num_epochs, mean_loss, accuracy)
+        say(log, legacy.verbose, '[TEST]  %s  mean loss %.4f  accuracy %.4f',
+            epoch_label(legacy.cur_epoch, legacy.num_epochs), mean_loss, accuracy)
         emit_scalar(legacy, 'loss/test', mean_loss, legacy.cur_epoch)
         emit_scalar(legacy, 'acc/test', accuracy, legacy.cur_epoch)

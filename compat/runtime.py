@@ -1,17 +1,37 @@
-"""The `lightning.Trainer` a Lernomatic trainer runs on: devices, logger, quiet mode."""
+"""The `lightning.Trainer` a Lernomatic trainer runs on: devices, logger, progress bar, how much it says."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import lightning
+from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
-__all__ = ['lightning_devices', 'build_lightning_trainer', 'quiet_lightning', 'lightning_logger']
+from compat.logs import EVERYTHING, MESSAGES, BarSafeStream, epoch_label, show_warning_above_bar, verbosity
+
+__all__ = ['lightning_devices', 'build_lightning_trainer', 'quiet_lightning', 'lightning_logger', 'EpochBar',
+           'bar_can_draw']
+
+_LIGHTNING_LOGGERS = ('lightning.pytorch', 'lightning.fabric', 'lightning')
+
+# Warnings about choices a Lernomatic trainer makes on purpose: hidden in our runs at every verbosity.
+_CHOSEN = (
+    ('.*does not have many workers.*', PossibleUserWarning),  # num_workers is the user's option
+    ('.*GPU available but not used.*', PossibleUserWarning),  # device_id=-1 chose the CPU
+    ('.*The number of training batches.*log_every_n_steps.*', PossibleUserWarning),  # print_every sets it
+)
+# Deprecations inside Lightning or torch that the user can do nothing about: shown only at verbose=2.
+_INTERNAL_DEPRECATIONS = (
+    # Lightning 2.6's pytree helper builds torch's LeafSpec, deprecated in torch 2.10+
+    (r'`isinstance\(treespec, LeafSpec\)` is deprecated', FutureWarning),
+)
 
 
 def lightning_devices(accelerator: Any, devices: Any, device_id: int) -> tuple[Any, Any]:
@@ -34,20 +54,86 @@ def lightning_logger(legacy: Any) -> Any:
     return state.logger
 
 
+def bar_can_draw() -> bool:
+    """Whether a progress bar would be seen as one: stdout (where Lightning draws it) is a terminal or a notebook.
+
+    In a log file or CI output a bar is a heap of carriage returns, so there the run prints plain lines.
+    """
+    if 'ipykernel' in sys.modules:  # Jupyter renders tqdm's carriage returns, though its stdout is no tty
+        return True
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stdout
+        return False
+
+
+class EpochBar(TQDMProgressBar):
+    """Lightning's tqdm bar, labelled with the trainer's own epoch and cleared when done.
+
+    The label is `compat.logs.epoch_label`, the words our log lines use, read from the Lernomatic
+    trainer (a lone `train_epoch()` call runs Lightning's epoch 0 whatever `cur_epoch` is). Every
+    bar is closed without a trace (`leave=False`): the log lines are the record of the run.
+
+    Args:
+        legacy: the Lernomatic trainer whose `cur_epoch` and `num_epochs` the bar shows.
+    """
+
+    def __init__(self, legacy: Any) -> None:
+        super().__init__()
+        self.legacy = legacy
+
+    def init_train_tqdm(self) -> Any:
+        bar = super().init_train_tqdm()
+        bar.leave = False
+        return bar
+
+    def init_validation_tqdm(self) -> Any:
+        bar = super().init_validation_tqdm()
+        bar.leave = False
+        return bar
+
+    @property
+    def train_description(self) -> str:
+        return epoch_label(self.legacy.cur_epoch, self.legacy.num_epochs)
+
+    def on_train_epoch_start(self, trainer: lightning.Trainer, *args: Any) -> None:
+        """Reset the bar for the epoch under its label (Lightning's own would first draw 'Epoch <current_epoch>')."""
+        bar = self.train_progress_bar
+        total = self.total_train_batches
+        bar.set_description(self.train_description, refresh=False)
+        bar.reset(total=None if total == float('inf') else total)  # redraws, under the new label
+        bar.initial = 0
+
+    def get_metrics(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> dict[str, Any]:
+        """The logged bar values without `v_num`, the logger's version number (it means nothing to a reader)."""
+        items = super().get_metrics(trainer, pl_module)
+        items.pop('v_num', None)
+        return items
+
+
 def build_lightning_trainer(legacy: Any, max_epochs: int, callbacks: list[Any],
                             limit_val_batches: float | None = None, strategy: Any = None,
                             inference_mode: bool = True) -> lightning.Trainer:
     """A `lightning.Trainer` configured from a Lernomatic trainer's options.
 
     `callbacks` (the bookkeeping) come before the user's, so user callbacks see finished epochs.
+    Our progress bar is drawn when `verbose` and there is a terminal to draw it on; a bar among the
+    user's callbacks is theirs to place, and is used whenever `verbose`. The model summary only at
+    `verbose=2`.
     """
     accelerator, devices = lightning_devices(legacy.accelerator, legacy.devices, legacy.device_id)
+    level = verbosity(legacy.verbose)
+    user_callbacks = list(legacy.callbacks or [])
+    users_bar = any(isinstance(callback, ProgressBar) for callback in user_callbacks)
+    show_bar = level >= MESSAGES and (users_bar or bar_can_draw())
+    if show_bar and not users_bar:
+        callbacks = [*callbacks, EpochBar(legacy)]
     options: dict[str, Any] = dict(
         accelerator=accelerator, devices=devices, strategy=strategy if strategy is not None else legacy.strategy,
-        max_epochs=max_epochs, callbacks=callbacks + list(legacy.callbacks or []),
+        max_epochs=max_epochs, callbacks=callbacks + user_callbacks,
         logger=lightning_logger(legacy) or False, inference_mode=inference_mode,
         default_root_dir=legacy.checkpoint_dir, enable_checkpointing=False, num_sanity_val_steps=0,
-        enable_progress_bar=bool(legacy.verbose), enable_model_summary=bool(legacy.verbose),
+        enable_progress_bar=show_bar, enable_model_summary=level >= EVERYTHING,
         log_every_n_steps=legacy.print_every, deterministic=legacy.deterministic,
     )
     if legacy.precision is not None:
@@ -58,19 +144,45 @@ def build_lightning_trainer(legacy: Any, max_epochs: int, callbacks: list[Any],
 
 
 @contextlib.contextmanager
-def quiet_lightning(verbose: bool) -> Iterator[None]:
-    """Hide Lightning's start-up banners unless `verbose`; never warn about worker counts the user chose."""
-    loggers = [logging.getLogger(name) for name in ('lightning.pytorch', 'lightning.fabric', 'lightning')]
+def _lines_above_bar(loggers: list[logging.Logger]) -> Iterator[None]:
+    """Lightning's own console handlers write through tqdm's writer for the block (`setStream`, put back after)."""
+    swapped = []
+    for handler in (h for lg in loggers for h in lg.handlers):
+        if type(handler) is logging.StreamHandler and handler.stream in (sys.stdout, sys.stderr):
+            swapped.append((handler, handler.stream))
+            handler.setStream(BarSafeStream(handler.stream))
+    try:
+        yield
+    finally:
+        for handler, stream in swapped:
+            handler.setStream(stream)
+
+
+@contextlib.contextmanager
+def quiet_lightning(verbose: Any) -> Iterator[None]:
+    """Lightning's banner, tips and internal deprecations hidden below `verbose=2`, for this run only.
+
+    Lightning's loggers go to WARNING for the run and back after; the warnings are filtered by
+    their message inside this block only, so code outside a run sees every warning as before.
+    Warnings about choices the trainer makes on purpose (worker count, CPU over GPU) are hidden at
+    every verbosity. Where a bar is drawn, the warnings shown and (at 2) Lightning's lines go
+    through tqdm's writer, as our messages do, so none is written into the bar.
+    """
+    level = verbosity(verbose)
+    everything, bar = level >= EVERYTHING, level >= MESSAGES and bar_can_draw()
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
     levels = [lg.level for lg in loggers]
-    if not verbose:
+    if not everything:
         for lg in loggers:
             lg.setLevel(logging.WARNING)
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings('ignore', message='.*does not have many workers.*')
-            warnings.filterwarnings('ignore', message='.*GPU available but not used.*')  # device_id=-1 chose the CPU
-            warnings.filterwarnings('ignore', message='.*The number of training batches.*log_every_n_steps.*')
+        with warnings.catch_warnings(), (_lines_above_bar(loggers) if bar else contextlib.nullcontext()):
+            hidden = _CHOSEN if everything else _CHOSEN + _INTERNAL_DEPRECATIONS
+            for message, category in hidden:
+                warnings.filterwarnings('ignore', message=message, category=category)
+            if bar:  # put back when catch_warnings ends
+                warnings.showwarning = show_warning_above_bar
             yield
     finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
+        for lg, level_before in zip(loggers, levels, strict=True):
+            lg.setLevel(level_before)

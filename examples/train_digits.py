@@ -63,7 +63,10 @@ def main() -> None:
     parser.add_argument('--epochs', type=int, default=12)
     parser.add_argument('--out', type=Path, default=Path(__file__).resolve().parent / 'output')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--quiet', action='store_true', help='no progress bar or per-epoch messages')
+    parser.add_argument('--verbose', type=int, choices=(0, 1, 2), default=1,
+                        help="0: silent; 1: per-epoch messages and, on a terminal, a progress bar; "
+                             "2: also Lightning's own start-up lines and model summary")
+    parser.add_argument('--quiet', action='store_const', const=0, dest='verbose', help='the same as --verbose 0')
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
@@ -74,7 +77,7 @@ def main() -> None:
         num_epochs=args.epochs, batch_size=64, learning_rate=2e-3, num_workers=0,
         device_id=0 if torch.cuda.is_available() else -1,
         checkpoint_dir=str(args.out / 'checkpoint'), checkpoint_name='digits', save_best=True,
-        print_every=10, verbose=not args.quiet,
+        print_every=10, verbose=args.verbose,
     )
     trainer.train()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from lightning.pytorch.loggers import Logger
 
 from compat.errors import ConfigError
 from compat.kwargs import report_unknown_kwargs
+from compat.logs import verbosity_problem
 from compat.schema import TRAINER_PARAM_KEYS
 from compat.trust import check_prefixes
 from compat.validators import (
@@ -144,7 +145,8 @@ TRAINER_OPTIONS: dict[str, Option] = {
     'checkpoint_dir': Option('checkpoint', 'folder for checkpoints, history and TensorBoard logs', _checkpoint_dir),
     'checkpoint_name': Option('ck', 'prefix of checkpoint and history file names', _checkpoint_name),
     'save_hist': Option(True, 'write the history file at the end of every epoch', _rule(flag)),
-    'verbose': Option(True, 'progress bar and INFO messages', _rule(flag)),
+    'verbose': Option(True, "False/0: silent; True/1: INFO messages and, on a terminal, the progress bar; "
+                      "2: also Lightning's banner, tips, model summary and warnings", _rule(verbosity_problem)),
     'print_every': Option(10, 'iterations between log messages and TensorBoard points', _rule(positive_int)),
     'save_every': Option(-1, 'iterations between checkpoints; -1: len(train_loader)-1, 0: never',
                          _rule(int_at_least(-1))),

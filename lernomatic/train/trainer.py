@@ -42,6 +42,7 @@ from compat.history import (
 )
 from compat.logs import get_logger, say
 from compat.model_import import build_wrapper
+from compat.preflight import check_first_batch
 from compat.resume import align_with_resume_point, read_resume_point, resume_record
 from compat.rng import RngStateError, capture_rng_state, check_rng_state, restore_rng_state
 from compat.run_state import RunState
@@ -210,6 +211,7 @@ class Trainer:
         if self.cur_epoch >= self.num_epochs:
             return
         self._check_ready_to_train()
+        check_first_batch(self, self._hand_written_stages())
         if self.save_every == -1:
             self._resolve_save_every()
         bridge.fit_epochs(self, self._hand_written_stages())
