@@ -24,6 +24,7 @@ class RunState:
         finite_upto: the training losses before this iteration are known to be finite.
         logger: the Lightning logger made for this trainer, so all its `train()` calls share one event folder.
         bridge: the LightningModule of the run in progress (None between runs).
+        quiet_history: a history write that only keeps the file as new as a checkpoint: not announced.
     """
 
     position: RunPosition = field(default_factory=RunPosition)
@@ -31,3 +32,4 @@ class RunState:
     finite_upto: int = 0
     logger: Any = None
     bridge: Any = None
+    quiet_history: bool = False

@@ -382,7 +382,8 @@ class Trainer:
                 record[name] = getattr(self, name)
                 if counter is not None:
                     record[counter] = getattr(self, counter)
-        say(log, self.verbose, 'Saving history to %s', fname)
+        # said once an epoch; the writes that keep it as new as each checkpoint are not news
+        say(log, self.verbose and not self._run_state.quiet_history, 'Saving history to %s', fname)
         write_history(fname, record)
 
     def load_history(self, fname: str, trusted: bool = False) -> None:
@@ -437,7 +438,11 @@ class Trainer:
         if position.phase != 'idle':
             check_losses_finite(self)
             if self.save_hist:
-                self.save_history(history_path(self))
+                self._run_state.quiet_history = True
+                try:
+                    self.save_history(history_path(self))
+                finally:
+                    self._run_state.quiet_history = False
         say(log, self.verbose, 'Saving checkpoint (epoch %d) to %s', self.cur_epoch, fname)
         counters = {counter: getattr(self, counter) for counter in declared_histories(self).values()
                     if counter is not None and isinstance(getattr(self, counter, None), int)}
