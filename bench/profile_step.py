@@ -26,8 +26,8 @@ PARTS = (
     ('model forward', 'lernomatic/models/common.py', 'forward'),
     ('backward', 'torch/_tensor.py', 'backward'),
     ('optimizer step', 'torch/optim/', 'step'),
-    ('captured step (CUDA graph)', 'compat/captured_step.py', '__call__'),
-    ('Lernomatic bookkeeping', 'compat/bookkeeping.py', 'on_train_batch_end'),
+    ('captured step (CUDA graph)', 'compat/loop/captured_step.py', '__call__'),
+    ('Lernomatic bookkeeping', 'compat/loop/bookkeeping.py', 'on_train_batch_end'),
     ('fetch batch', 'loops/fetchers.py', '__next__'),
     ('batch to device', 'pytorch/core/module.py', '_apply_batch_transfer_handler'),
 )

@@ -13,7 +13,7 @@ modules importable under `lernomatic.*`, this project's winning (`lernomatic.leg
 
 import sys
 
-from compat.trust import trust_modules
+from compat.codec.trust import trust_modules
 from lernomatic.legacy_path import extend_path, install_from_environment
 
 __version__ = '0.1.0'
@@ -22,6 +22,6 @@ __all__ = ['extend_path', 'trust_modules', '__version__']
 install_from_environment()
 
 if 'torch' in sys.modules:
-    from compat.serialization import register_numpy_safe_globals
+    from compat.codec.safe_load import register_numpy_safe_globals
 
     register_numpy_safe_globals()

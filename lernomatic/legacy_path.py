@@ -83,7 +83,7 @@ def extend_path(path: str | os.PathLike) -> Path:
     Returns:
         The legacy `lernomatic` package folder now searched.
     """
-    from compat.trust import allow_module_root
+    from compat.codec.trust import allow_module_root
 
     folder = _package_folder(path)
     if folder not in _FINDER.roots:

@@ -7,7 +7,7 @@ import collections
 import pytest
 import torch
 
-from compat.checkpoint import read_checkpoint
+from compat.codec.checkpoint import read_checkpoint
 from compat.errors import CheckpointError
 from lernomatic.train.trainer import Trainer
 

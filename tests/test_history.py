@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from compat.history import BufferedHistory, flush_histories, push_history, resize_histories
+from compat.state.histories import BufferedHistory, flush_histories, push_history, resize_histories
 from lernomatic.train.trainer import Trainer
 
 from conftest import FIXTURE_PLATFORM, FIXTURE_RTOL

@@ -14,8 +14,8 @@ import sys
 import pytest
 import torch
 
+from compat.codec.lightning_ckpt import lightning_from_lernomatic
 from compat.errors import CheckpointError
-from compat.lightning_ckpt import lightning_from_lernomatic
 from lernomatic.infer.inferrer import Inferrer
 from lernomatic.models.common import LernomaticModel
 from lernomatic.train.trainer import Trainer

@@ -10,9 +10,9 @@ import torch
 import torch.nn as nn
 from torch.utils.data import Dataset, TensorDataset
 
-from compat import bridge
 from compat.errors import ConfigError
-from compat.preflight import check_first_batch, describe
+from compat.loop import bridge
+from compat.loop.preflight import check_first_batch, describe
 from lernomatic.models import common
 from lernomatic.train.trainer import Trainer
 

@@ -352,6 +352,6 @@ def test_callback_refuses_what_it_cannot_apply():
     odd.schedule_input = 'batch'
     with pytest.raises(ConfigError, match="schedule_input must be one of"):
         odd.as_callback()
-    from compat.schedule_callback import ScheduleCallback
+    from compat.adapter.schedule_callback import ScheduleCallback
     with pytest.raises(ConfigError, match='get_lr'):
         ScheduleCallback(torch.optim.lr_scheduler)

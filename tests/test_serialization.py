@@ -13,8 +13,9 @@ import pytest
 import torch
 
 import lernomatic  # noqa: F401 - importing it registers numpy's types for bare torch.load
+from compat.codec.atomic import atomic_save
+from compat.codec.safe_load import safe_load
 from compat.errors import CheckpointError
-from compat.serialization import atomic_save, safe_load
 
 
 class _RunsCode:
@@ -109,7 +110,7 @@ def test_safe_load_allows_numpy_without_importing_lernomatic(original_dir):
     import sys
 
     from conftest import REPO
-    code = ('import sys; from compat.serialization import safe_load; '
+    code = ('import sys; from compat.codec.safe_load import safe_load; '
             f'h = safe_load({str(original_dir / "mlp_history.pkl")!r}); '
             'print(type(h["loss_history"]).__name__, "lernomatic" in sys.modules)')
     run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO)
@@ -154,7 +155,7 @@ def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
     import time
 
     from conftest import REPO
-    code = ('import sys, time, torch; from compat import serialization as s\n'
+    code = ('import sys, time, torch; from compat.codec import atomic as s\n'
             'class Slow:\n'
             '    def __reduce__(self):\n'
             '        print("writing", flush=True); time.sleep(60); return (dict, ())\n'
@@ -181,7 +182,7 @@ def test_a_full_disk_is_named_and_the_previous_file_survives(tmp_path):
     script.write_text(
         'import sys, torch\n'
         'from compat.errors import CheckpointError\n'
-        'from compat.serialization import atomic_save, safe_load\n'
+        'from compat.codec.atomic import atomic_save\nfrom compat.codec.safe_load import safe_load\n'
         'target = sys.argv[1] + "/ck.pkl"\n'
         'atomic_save({"small": torch.zeros(4)}, target)\n'
         'try:\n'

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from compat.captured_step import _make_capturable, _restore, portable_optimizer_state
+from compat.codec.safe_load import safe_load
 from compat.errors import ConfigError
-from compat.lean_step import lean_step_blockers
-from compat.serialization import safe_load
+from compat.loop.captured_step import _make_capturable, _restore, portable_optimizer_state
+from compat.loop.steps import lean_step_blockers
 from lernomatic.train.trainer import Trainer
 
 from helpers import state_dicts_equal

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from compat.runtime import quiet_lightning
+from compat.loop.lightning_trainer import quiet_lightning
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS, ROWS = 100, 50

@@ -6,7 +6,7 @@ import argparse
 import itertools
 import logging
 
-from compat.serialization import safe_load
+from compat.codec.safe_load import safe_load
 from lernomatic.cli.tree import tree_lines
 
 __all__ = ['run']

@@ -1,6 +1,6 @@
 """A history file's curves, checked before anything is allocated or looped over.
 
-`plot` and `tensorboard` read files from strangers. `compat.checkpoint.read_history` checks that
+`plot` and `tensorboard` read files from strangers. `compat.codec.checkpoint.read_history` checks that
 the keys are there; this module checks the values: counters are whole numbers within their arrays,
 arrays are one-dimensional and numeric, no curve has more than `MAX_POINTS` points, and `cur_epoch`
 agrees with the iterations recorded. Any failure is a `CheckpointError` naming the file, the key
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from compat.checkpoint import read_history
+from compat.codec.checkpoint import read_history
 from compat.errors import CheckpointError
 from lernomatic.cli.text import short_repr
 

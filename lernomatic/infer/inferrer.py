@@ -11,13 +11,13 @@ from typing import Any
 
 import torch
 
-from compat.checkpoint import read_model_params
+from compat.codec.checkpoint import read_model_params
+from compat.codec.lightning_ckpt import is_lightning_checkpoint, lernomatic_from_lightning
+from compat.codec.model_import import build_wrapper
+from compat.codec.safe_load import safe_load
+from compat.codec.trust import loading
 from compat.errors import ConfigError
 from compat.kwargs import report_unknown_kwargs
-from compat.lightning_ckpt import is_lightning_checkpoint, lernomatic_from_lightning
-from compat.model_import import build_wrapper
-from compat.serialization import safe_load
-from compat.trust import loading
 from lernomatic.models.common import LernomaticModel
 
 __all__ = ['Inferrer', 'INFERRER_OPTIONS']

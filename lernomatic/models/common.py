@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from compat.model_import import load_state_dict_checked, rebuild_net
-from compat.serialization import safe_load
-from compat.trust import loading
+from compat.codec.model_import import load_state_dict_checked, rebuild_net
+from compat.codec.safe_load import safe_load
+from compat.codec.trust import loading
 
 __all__ = ['LernomaticModel']
 
@@ -67,7 +67,7 @@ class LernomaticModel:
     def set_params(self, params: dict[str, Any]) -> None:
         """Rebuild `net` from a metadata dict: import the module class, construct it, load weights.
 
-        The names in `params` pass the trust policy of `compat.trust` (checked before anything is
+        The names in `params` pass the trust policy of `compat.codec.trust` (checked before anything is
         called); nothing on this object changes unless the whole rebuild succeeds.
         """
         net = rebuild_net(params, self, LernomaticModel)
@@ -87,7 +87,7 @@ class LernomaticModel:
             trusted: unpickle anything and import any module the file names (only for files you trust).
             trusted_modules: module prefixes (your model packages) the file may make us import.
         """
-        from compat.checkpoint import read_model_params
+        from compat.codec.checkpoint import read_model_params
         with loading(fname, trusted, trusted_modules):
             self.set_params(read_model_params(safe_load(fname, trusted=trusted), fname, model_key))
 

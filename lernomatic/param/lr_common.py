@@ -4,7 +4,7 @@
 grows by a constant factor every batch, records the smoothed loss (and, with `acc_test`, the
 validation accuracy after every batch), puts the trainer, the weights and the optimizer back as
 they were, and returns an `(lr_min, lr_max)` range chosen by `lr_select_method`. The batches run
-on Lightning's fit loop (`compat.lr_sweep`).
+on Lightning's fit loop (`compat.loop.lr_sweep`).
 
 `save` / `load` keep the results in a file of plain values, and `lr_finder_auto_load(fname)`
 rebuilds the finder class a file names. Such files are untrusted input: only the fields declared
@@ -26,13 +26,14 @@ import numpy as np
 import torch
 
 from compat.adapter import LernomaticModule, evaluate_batch
+from compat.adapter.metrics import TopOneAccuracy
+from compat.codec.atomic import atomic_save
+from compat.codec.safe_load import safe_load
 from compat.errors import CheckpointError, ConfigError
 from compat.kwargs import report_unknown_kwargs
 from compat.logs import get_logger, say
-from compat.lr_sweep import run_lr_sweep
-from compat.metrics import TopOneAccuracy
-from compat.runtime import lightning_devices
-from compat.serialization import atomic_save, safe_load
+from compat.loop.lightning_trainer import lightning_devices
+from compat.loop.lr_sweep import run_lr_sweep
 
 __all__ = ['LRFinder', 'LogFinder', 'lr_finder_auto_load', 'LR_SELECT_METHODS']
 
@@ -508,7 +509,7 @@ class LogFinder(LRFinder):
         for submodule, training in modes.items():
             submodule.training = training
 
-    # ---- compat.lr_sweep.SweepListener
+    # ---- compat.loop.lr_sweep.SweepListener
     def on_sweep_batch_start(self) -> None:
         self.trainer.set_learning_rate(self.learning_rate)
 

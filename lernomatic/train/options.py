@@ -12,12 +12,9 @@ import lightning
 import torch
 from lightning.pytorch.loggers import Logger
 
-from compat.errors import ConfigError
-from compat.kwargs import report_unknown_kwargs
-from compat.logs import verbosity_problem
-from compat.schema import TRAINER_PARAM_KEYS
-from compat.trust import check_prefixes
-from compat.validators import (
+from compat.codec.schema import TRAINER_PARAM_KEYS
+from compat.codec.trust import check_prefixes
+from compat.codec.validators import (
     Check,
     flag,
     fraction,
@@ -30,13 +27,16 @@ from compat.validators import (
     optional_flag,
     positive_int,
 )
+from compat.errors import ConfigError
+from compat.kwargs import report_unknown_kwargs
+from compat.logs import verbosity_problem
 
 __all__ = ['Option', 'TRAINER_OPTIONS', 'LIGHTNING_OPTIONS', 'TRAINER_PARAM_KEYS', 'resolve_options',
            'check_option']
 
 
 def _rule(check: Check) -> Callable[[str, Any], None]:
-    """An option check from a shared value check (`compat.validators`): ConfigError naming option and value."""
+    """An option check from a shared value check (`compat.codec.validators`): ConfigError naming option and value."""
     def run(name: str, value: Any) -> None:
         reason = check(value)
         if reason:

@@ -105,7 +105,7 @@ class _Schedule:
         Args:
             target: 'lr' or 'momentum'; None: what this schedule is for (`self.target`).
         """
-        from compat.schedule_callback import ScheduleCallback
+        from compat.adapter.schedule_callback import ScheduleCallback
         return ScheduleCallback(self, target or self.target)
 
     def plot_history(self, ax: Any, title: str | None = None) -> None:

@@ -15,10 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from compat import bridge
-from compat.bookkeeping import check_losses_finite, history_path, latest_accuracy
-from compat.captured_step import portable_optimizer_state
-from compat.checkpoint import (
+from compat.codec.checkpoint import (
     check_optimizer_state,
     check_trainer_params,
     optimizer_state_to,
@@ -28,10 +25,21 @@ from compat.checkpoint import (
     write_checkpoint,
     write_history,
 )
+from compat.codec.model_import import build_wrapper
+from compat.codec.resume import align_with_resume_point, read_resume_point, resume_record
+from compat.codec.rng import RngStateError, capture_rng_state, check_rng_state, restore_rng_state
+from compat.codec.safe_load import safe_load
+from compat.codec.schema import HISTORY_ARRAYS, HISTORY_COUNTERS
+from compat.codec.trust import loading
 from compat.distributed import is_rank_zero
 from compat.errors import CheckpointError, ConfigError
-from compat.factories import build_criterion, build_optimizer, optimizer_momentum, set_optimizer_momentum
-from compat.history import (
+from compat.logs import get_logger, say
+from compat.loop import bridge
+from compat.loop.bookkeeping import check_losses_finite, history_path, latest_accuracy
+from compat.loop.captured_step import portable_optimizer_state
+from compat.loop.preflight import check_first_batch
+from compat.optim import build_criterion, build_optimizer, optimizer_momentum, set_optimizer_momentum
+from compat.state.histories import (
     BufferedHistory,
     HistoryFileError,
     allocate,
@@ -40,15 +48,7 @@ from compat.history import (
     filled,
     resize_histories,
 )
-from compat.logs import get_logger, say
-from compat.model_import import build_wrapper
-from compat.preflight import check_first_batch
-from compat.resume import align_with_resume_point, read_resume_point, resume_record
-from compat.rng import RngStateError, capture_rng_state, check_rng_state, restore_rng_state
-from compat.run_state import RunState
-from compat.schema import HISTORY_ARRAYS, HISTORY_COUNTERS
-from compat.serialization import safe_load
-from compat.trust import loading
+from compat.state.run_state import RunState
 from lernomatic.models.common import LernomaticModel
 from lernomatic.train.options import TRAINER_PARAM_KEYS, check_option, resolve_options
 

@@ -7,11 +7,26 @@ loaders read and write its fields. Nothing else is stored on the user's trainer 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from compat.resume import ResumePoint, RunPosition
+if TYPE_CHECKING:
+    from compat.codec.resume import ResumePoint
 
-__all__ = ['RunState']
+__all__ = ['RunState', 'RunPosition']
+
+# 'idle': not inside an epoch; 'train': inside the training batches of `epoch`; 'validated': the
+# epoch's training and validation are done, its end (history, stop rules, cur_epoch += 1) is not.
+PHASES = ('idle', 'train', 'validated')
+
+
+@dataclass
+class RunPosition:
+    """Where a trainer's run is now; the loop updates it, checkpoints record it (`compat.codec.resume`)."""
+
+    phase: str = 'idle'
+    epoch: int = 0
+    batches_done: int = 0
+    epoch_rng_state: dict[str, Any] | None = None
 
 
 @dataclass

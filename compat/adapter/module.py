@@ -11,8 +11,8 @@ from typing import Any
 import lightning
 import torch
 
-from compat.factories import build_criterion, build_optimizer
-from compat.metrics import TopOneAccuracy
+from compat.adapter.metrics import TopOneAccuracy
+from compat.optim import build_criterion, build_optimizer
 
 __all__ = ['LernomaticModule', 'evaluate_batch', 'model_metadata']
 

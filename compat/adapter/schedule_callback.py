@@ -8,7 +8,7 @@ from typing import Any
 import lightning
 
 from compat.errors import ConfigError
-from compat.factories import optimizer_momentum, set_optimizer_momentum
+from compat.optim import optimizer_momentum, set_optimizer_momentum
 
 __all__ = ['ScheduleCallback', 'SCHEDULE_INPUTS']
 

@@ -16,8 +16,8 @@ from collections.abc import Iterator, Mapping
 from importlib.metadata import version
 from typing import Any
 
+from compat.codec.schema import CHECKPOINT_KEYS
 from compat.errors import CheckpointError
-from compat.schema import CHECKPOINT_KEYS
 
 __all__ = ['is_lightning_checkpoint', 'lernomatic_from_lightning', 'lightning_from_lernomatic', 'NET_PREFIX']
 

@@ -1,4 +1,4 @@
-"""Reading and writing the Lernomatic file formats (`compat.schema`), every field checked before use.
+"""Reading and writing the Lernomatic file formats (`compat.codec.schema`), every field checked before use.
 
 A file is input from a stranger: the readers check each field's type, range and shape and raise
 `CheckpointError` naming the file and the field, so a loader can validate a whole file before it
@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from compat.codec.atomic import atomic_save
+from compat.codec.model_import import check_model_params
+from compat.codec.safe_load import safe_load
+from compat.codec.schema import CHECKPOINT_KEYS, HISTORY_KEYS, TRAINER_PARAMS
+from compat.codec.trust import current_policy
 from compat.errors import CheckpointError
-from compat.model_import import check_model_params
-from compat.schema import CHECKPOINT_KEYS, HISTORY_KEYS, TRAINER_PARAMS
-from compat.serialization import atomic_save, safe_load
-from compat.trust import current_policy
 
 __all__ = ['write_checkpoint', 'read_checkpoint', 'read_model_params', 'check_trainer_params',
            'check_optimizer_state', 'optimizer_state_to', 'write_history', 'read_history', 'describe_contents',
@@ -177,7 +178,7 @@ def write_history(fname: str | os.PathLike, record: Mapping[str, Any]) -> None:
 
 
 def read_history(fname: str | os.PathLike, trusted: bool = False) -> dict[str, Any]:
-    """Read a history file safely and check that every documented key is present (values: `compat.history`)."""
+    """Read a history file safely and check that every documented key is present (values: `compat.state.histories`)."""
     data = safe_load(fname, trusted=trusted)
     if not isinstance(data, Mapping):
         raise CheckpointError(f'{fname}: not a Lernomatic history file: it holds {describe_contents(data)}')

@@ -3,10 +3,10 @@
 One Lightning epoch is one Lernomatic epoch: the training batches, then validation over the whole
 val set (and the test set, as a second evaluation dataloader). Default loops are Lightning steps
 with the trainer's own optimizer and criterion: automatic optimisation, or where nothing needs its
-hooks the same step written out (`compat.lean_step`), or with `cuda_graph=True` a replayed CUDA
-graph (`compat.captured_step`); a subclass's own
+hooks the same step written out (`compat.loop.steps`), or with `cuda_graph=True` a replayed CUDA
+graph (`compat.loop.captured_step`); a subclass's own
 `train_epoch` / `val_epoch` / `test_epoch` runs as a coroutine fed one batch per Lightning step
-(`compat.legacy_loop`). `LernomaticBookkeeping` does the rest from Lightning's hooks.
+(`compat.loop.hand_written`). `LernomaticBookkeeping` does the rest from Lightning's hooks.
 """
 
 from __future__ import annotations
@@ -20,19 +20,19 @@ import lightning
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
-from compat.adapter import evaluate_batch
-from compat.bookkeeping import LernomaticBookkeeping, end_of_epoch
-from compat.captured_step import CapturedStep, captured_step_blockers
-from compat.checkpoint import optimizer_state_to
-from compat.ddp import HandWrittenLoopDDP, average_gradients, strategy_for_hand_written_loops
+from compat.adapter.metrics import TopOneAccuracy
+from compat.adapter.module import evaluate_batch
+from compat.codec.checkpoint import optimizer_state_to
+from compat.codec.resume import ResumePoint
+from compat.codec.rng import capture_rng_state, restore_rng_state
 from compat.errors import ConfigError
-from compat.lean_step import lean_step_blockers
-from compat.legacy_loop import EpochRunner, FedLoader
-from compat.metrics import TopOneAccuracy
-from compat.resume import ResumePoint
-from compat.rng import capture_rng_state, restore_rng_state
-from compat.routed_optimizer import RoutedOptimizer, unwrap_optimizer
-from compat.runtime import build_lightning_trainer, quiet_lightning
+from compat.loop.bookkeeping import LernomaticBookkeeping, end_of_epoch
+from compat.loop.captured_step import CapturedStep, captured_step_blockers
+from compat.loop.ddp import HandWrittenLoopDDP, average_gradients, strategy_for_hand_written_loops
+from compat.loop.hand_written import EpochRunner, FedLoader
+from compat.loop.lightning_trainer import build_lightning_trainer, quiet_lightning
+from compat.loop.routed_optimizer import RoutedOptimizer, unwrap_optimizer
+from compat.loop.steps import lean_step_blockers
 
 __all__ = ['EpochBridge', 'fit_epochs', 'run_train_epoch', 'run_eval_epoch', 'backward', 'STAGE_METHODS']
 

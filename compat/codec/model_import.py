@@ -2,7 +2,7 @@
 
 The metadata names a wrapper class (a `LernomaticModel` subclass), an `nn.Module` class and the
 kwargs to build it with. Before anything is called: every field has its type, the names pass the
-trust policy (`compat.trust`), the wrapper class is a `LernomaticModel` subclass and the module
+trust policy (`compat.codec.trust`), the wrapper class is a `LernomaticModel` subclass and the module
 class an `nn.Module` subclass, and the kwargs are plain values of a sane size. The module class
 must also be one the wrapper stands for: the class its wrapper declares, a class defined beside the
 wrapper class, or one under a trusted prefix. Where the module can be built on PyTorch's 'meta'
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from compat.codec.trust import LoadPolicy, current_policy, is_trusted_module, module_name, resolve_class
 from compat.errors import CheckpointError
-from compat.trust import LoadPolicy, current_policy, is_trusted_module, module_name, resolve_class
 
 __all__ = ['MODEL_KEYS', 'check_model_params', 'check_plain_value', 'model_classes', 'build_wrapper', 'rebuild_net',
            'load_state_dict_checked']

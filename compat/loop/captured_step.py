@@ -19,7 +19,7 @@ from typing import Any
 import lightning
 import torch
 
-from compat.lean_step import lean_step_blockers
+from compat.loop.steps import lean_step_blockers
 
 __all__ = ['CapturedStep', 'captured_step_blockers', 'portable_optimizer_state', 'WARMUP_STEPS']
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
 
-from compat.factories import criterion_class, optimizer_class
+from compat.optim import criterion_class, optimizer_class
 
 __all__ = ['Check', 'positive_int', 'non_negative_int', 'int_at_least', 'number', 'non_negative_number', 'fraction',
            'flag', 'optional_flag', 'loss_name', 'optimizer_name']

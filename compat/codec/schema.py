@@ -1,6 +1,6 @@
 """The Lernomatic file formats, written down once: what every key holds and how it is checked.
 
-The writer (`Trainer.save_checkpoint`, `save_history`), the readers (`compat.checkpoint`), the CLI
+The writer (`Trainer.save_checkpoint`, `save_history`), the readers (`compat.codec.checkpoint`), the CLI
 and the `.pkl` <-> `.ckpt` converter all read these literals, so a new field is added here and
 nowhere else. Both formats are `torch.save` dicts of plain values and tensors; the original
 Lernomatic wrote the first three checkpoint keys and the history keys exactly so.
@@ -10,8 +10,8 @@ Trainer checkpoint:
     {'model':          MODEL_METADATA                      # LernomaticModel.get_params()
      'optim':          optimizer.state_dict()
      'trainer_params': TRAINER_PARAMS                      # subclasses add keys ('beta1', ...)
-     'rng_state':      compat.rng  (ours, optional)        # generator states, for an exact resume
-     'resume':         compat.resume (ours, optional)}     # where in the run it was written
+     'rng_state':      compat.codec.rng  (ours, optional)        # generator states, for an exact resume
+     'resume':         compat.codec.resume (ours, optional)}     # where in the run it was written
 
 History file: HISTORY_COUNTERS then HISTORY_ARRAYS (then a subclass's own `*_history` arrays and
 their `*_iter` counters).
@@ -19,7 +19,7 @@ their `*_iter` counters).
 
 from __future__ import annotations
 
-from compat.validators import (
+from compat.codec.validators import (
     Check,
     flag,
     int_at_least,

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import lightning
 
 from compat.logs import get_logger
-from compat.runtime import quiet_lightning
+from compat.loop.lightning_trainer import quiet_lightning
 
 __all__ = ['SweepListener', 'LRSweepCallback', 'single_device', 'run_lr_sweep']
 

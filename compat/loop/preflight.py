@@ -23,8 +23,8 @@ import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch.utils.data import IterableDataset, TensorDataset
 
+from compat.codec.rng import capture_rng_state, restore_rng_state
 from compat.errors import ConfigError
-from compat.rng import capture_rng_state, restore_rng_state
 
 __all__ = ['check_first_batch', 'describe']
 

@@ -16,31 +16,22 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from compat.history import declared_histories
+from compat.codec.rng import RngStateError, check_rng_state
 from compat.logs import get_logger
-from compat.rng import RngStateError, check_rng_state
+from compat.state.histories import declared_histories
+from compat.state.run_state import PHASES
 
-__all__ = ['PHASES', 'RunPosition', 'ResumePoint', 'resume_record', 'read_resume_point', 'align_with_resume_point']
+if TYPE_CHECKING:
+    from compat.state.run_state import RunPosition
+
+__all__ = ['PHASES', 'ResumePoint', 'resume_record', 'read_resume_point', 'align_with_resume_point']
 
 log = get_logger('resume')
 
-# 'idle': not inside an epoch; 'train': inside the training batches of `epoch`; 'validated': the
-# epoch's training and validation are done, its end (history, stop rules, cur_epoch += 1) is not.
-PHASES = ('idle', 'train', 'validated')
-
-
-@dataclass
-class RunPosition:
-    """Where a trainer's run is now; the loop updates it, checkpoints record it."""
-
-    phase: str = 'idle'
-    epoch: int = 0
-    batches_done: int = 0
-    epoch_rng_state: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
