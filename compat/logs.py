@@ -9,9 +9,11 @@ and redraws it, so a line is never written into the bar.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import warnings
+from collections.abc import Iterable, Iterator
 from numbers import Integral
 from typing import Any
 
@@ -20,7 +22,7 @@ from tqdm import tqdm
 from compat.distributed import is_rank_zero
 
 __all__ = ['get_logger', 'say', 'BarSafeHandler', 'BarSafeStream', 'show_warning_above_bar', 'SILENT', 'MESSAGES',
-           'EVERYTHING', 'verbosity', 'verbosity_problem', 'epoch_label']
+           'EVERYTHING', 'verbosity', 'verbosity_problem', 'epoch_label', 'quiet_loggers']
 
 _ROOT = 'lernomatic'
 
@@ -111,3 +113,17 @@ def say(logger: logging.Logger, verbose: Any, message: str, *args: object) -> No
     if verbose:
         _make_visible()
     logger.log(logging.INFO if verbose else logging.DEBUG, message, *args)
+
+
+@contextlib.contextmanager
+def quiet_loggers(names: Iterable[str], level: int = logging.WARNING) -> Iterator[list[logging.Logger]]:
+    """The named loggers at `level` (or quieter) inside the block, as they were after it."""
+    loggers = [logging.getLogger(name) for name in names]
+    before = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(level, logger.level))
+    try:
+        yield loggers
+    finally:
+        for logger, old in zip(loggers, before, strict=True):
+            logger.setLevel(old)

@@ -178,7 +178,8 @@ def test_every_held_model_is_registered_with_lightning(fixture_data, tmp_path):
 
 
 def test_ddp_names_select_the_strategy_for_hand_written_loops():
-    from compat.loop.ddp import HandWrittenLoopDDP, strategy_for_hand_written_loops
-    assert isinstance(strategy_for_hand_written_loops('ddp'), HandWrittenLoopDDP)
-    assert strategy_for_hand_written_loops('ddp_spawn')._start_method == 'spawn'
+    from compat.lightning_internals import UnwrappedDDPStrategy
+    from compat.loop.ddp import strategy_for_hand_written_loops
+    for name in ('ddp', 'ddp_spawn', 'ddp_find_unused_parameters_true'):
+        assert isinstance(strategy_for_hand_written_loops(name), UnwrappedDDPStrategy), name
     assert strategy_for_hand_written_loops('auto') == 'auto'

@@ -8,11 +8,8 @@ ride along under `lernomatic_model` / `lernomatic_trainer_params`, so a round tr
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import warnings
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Any
 
@@ -28,45 +25,10 @@ def is_lightning_checkpoint(data: Any) -> bool:
     return isinstance(data, Mapping) and 'state_dict' in data and 'pytorch-lightning_version' in data
 
 
-@contextlib.contextmanager
-def _lightning_quiet() -> Iterator[None]:
-    """Lightning's banner off while a Trainer is built only as a source of loop state.
-
-    Building one logs the hardware it found and a tip, and on a GPU machine warns "GPU available but
-    not used": in a file conversion all of that misleads.
-    """
-    loggers = [logging.getLogger(name) for name in ('lightning.pytorch', 'lightning.fabric')]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings('ignore', message='.*available but not used')
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-
-
-def _fit_loop_state(cur_epoch: int, steps: int) -> dict[str, Any]:
-    """Lightning's fit-loop state for a run that finished `cur_epoch` epochs (needs Lightning: imported here)."""
-    import lightning
-
-    with _lightning_quiet():  # after the import, which sets Lightning's levels
-        trainer = lightning.Trainer(max_epochs=max(cur_epoch, 1), logger=False, enable_checkpointing=False,
-                                    enable_progress_bar=False, enable_model_summary=False, accelerator='cpu')
-    loop = trainer.fit_loop
-    for progress in (loop.epoch_progress.current, loop.epoch_progress.total):
-        progress.ready = progress.started = progress.processed = progress.completed = cur_epoch
-    step_progress = loop.epoch_loop.automatic_optimization.optim_progress.optimizer.step
-    step_progress.total.ready = step_progress.total.completed = steps
-    loop.epoch_loop._batches_that_stepped = steps
-    return {'fit_loop': loop.state_dict(), 'validate_loop': trainer.validate_loop.state_dict(),
-            'test_loop': trainer.test_loop.state_dict(), 'predict_loop': trainer.predict_loop.state_dict()}
-
-
 def lightning_from_lernomatic(data: Mapping[str, Any], fname: Any = 'checkpoint') -> dict[str, Any]:
     """A Lightning `.ckpt` dict for the adapter, from a Lernomatic trainer checkpoint dict."""
+    from compat.lightning_internals import fit_loop_state  # imports Lightning: only when converting
+
     missing = [key for key in CHECKPOINT_KEYS if key not in data]
     if missing:
         raise CheckpointError(f'{fname}: not a Lernomatic trainer checkpoint (missing {", ".join(missing)})')
@@ -78,7 +40,7 @@ def lightning_from_lernomatic(data: Mapping[str, Any], fname: Any = 'checkpoint'
     steps = _optimizer_steps(optim_state)
     return {
         'epoch': max(cur_epoch - 1, 0), 'global_step': steps, 'pytorch-lightning_version': version('lightning'),
-        'state_dict': state, 'loops': _fit_loop_state(cur_epoch, steps), 'callbacks': {},
+        'state_dict': state, 'loops': fit_loop_state(cur_epoch, steps), 'callbacks': {},
         'optimizer_states': [optim_state], 'lr_schedulers': [],
         'lernomatic_model': model, 'lernomatic_trainer_params': params,
         **{key: value for key, value in data.items() if key not in CHECKPOINT_KEYS},
@@ -115,7 +77,9 @@ def lernomatic_from_lightning(data: Mapping[str, Any], defaults: Mapping[str, An
     params = dict(defaults)
     params.update(data.get('lernomatic_trainer_params') or {})
     if 'lernomatic_trainer_params' not in data or 'cur_epoch' not in data['lernomatic_trainer_params']:
-        params['cur_epoch'] = _finished_epochs(data)
+        from compat.lightning_internals import finished_epochs
+
+        params['cur_epoch'] = finished_epochs(data)
     model = {'model_state_dict': weights, **dict(meta)}
     model = {key: model[key] for key in ('model_state_dict', 'model_name', 'model_import_path', 'module_name',
                                          'module_import_path', 'model_args') if key in model}
@@ -124,10 +88,3 @@ def lernomatic_from_lightning(data: Mapping[str, Any], defaults: Mapping[str, An
                             'optimizer_states', 'lr_schedulers', 'lernomatic_model', 'lernomatic_trainer_params',
                             'hparams_name', 'hyper_parameters')}
     return {'model': model, 'optim': optimizers[0], 'trainer_params': params, **extra}
-
-
-def _finished_epochs(data: Mapping[str, Any]) -> int:
-    try:
-        return int(data['loops']['fit_loop']['epoch_progress']['current']['completed'])
-    except (KeyError, TypeError):
-        return int(data.get('epoch', 0)) + 1

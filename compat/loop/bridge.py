@@ -12,7 +12,6 @@ graph (`compat.loop.captured_step`); a subclass's own
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,9 +25,17 @@ from compat.codec.checkpoint import optimizer_state_to
 from compat.codec.resume import ResumePoint
 from compat.codec.rng import capture_rng_state, restore_rng_state
 from compat.errors import ConfigError
+from compat.lightning_internals import (
+    FastHookName,
+    UnwrappedDDPStrategy,
+    freeze_training_step_signature,
+    run_validation_now,
+    start_fit_at_epoch,
+    step_counters,
+)
 from compat.loop.bookkeeping import LernomaticBookkeeping, end_of_epoch
 from compat.loop.captured_step import CapturedStep, captured_step_blockers
-from compat.loop.ddp import HandWrittenLoopDDP, average_gradients, strategy_for_hand_written_loops
+from compat.loop.ddp import average_gradients, strategy_for_hand_written_loops
 from compat.loop.hand_written import EpochRunner, FedLoader
 from compat.loop.lightning_trainer import build_lightning_trainer, quiet_lightning
 from compat.loop.routed_optimizer import RoutedOptimizer, unwrap_optimizer
@@ -38,8 +45,6 @@ __all__ = ['EpochBridge', 'fit_epochs', 'run_train_epoch', 'run_eval_epoch', 'ba
 
 STAGE_METHODS = {'train': 'train_epoch', 'val': 'val_epoch', 'test': 'test_epoch'}
 _STAGE_LOADERS = {'train': 'train_loader', 'val': 'val_loader', 'test': 'test_loader'}
-# Set by Lightning around every hook call: kept out of nn.Module.__setattr__, whose checks cost more than the hook.
-_PLAIN_ATTRIBUTES = frozenset({'_current_fx_name'})
 
 
 def held_modules(legacy: Any) -> dict[str, torch.nn.Module]:
@@ -59,7 +64,8 @@ def held_optimizers(legacy: Any) -> dict[str, torch.optim.Optimizer]:
             if isinstance(unwrap_optimizer(value), torch.optim.Optimizer)}
 
 
-class EpochBridge(lightning.LightningModule):
+@freeze_training_step_signature
+class EpochBridge(FastHookName, lightning.LightningModule):
     """The LightningModule for one `train()` (or lone epoch) call of a Lernomatic trainer.
 
     Args:
@@ -99,12 +105,6 @@ class EpochBridge(lightning.LightningModule):
         self._skip = 0  # training batches of this epoch a resumed run already trained
         self._rng_after_skip: dict[str, Any] | None = None
         self._epoch_rng_state: dict[str, Any] | None = None  # the generators before this epoch's data iterator
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _PLAIN_ATTRIBUTES:
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     def choose_step(self, trainer: lightning.Trainer, cuda_graph: bool = False) -> None:
         """Before fit: how the default loop steps on `trainer`: automatic, lean or captured."""
@@ -197,14 +197,13 @@ class EpochBridge(lightning.LightningModule):
             # it): the generators that decide epoch 0's order and worker seeds are the ones at this point
             self._apply_resume_point()
             self._epoch_rng_state = capture_rng_state()
-        self._steppers = {id(stepper.optimizer): stepper for stepper in self.trainer.strategy._lightning_optimizers}
+        self._steppers = step_counters(self.trainer)
         if self.step_mode == 'captured':
-            stepper = self._steppers[id(self.legacy.optimizer)]
             self._captured = CapturedStep(self.forward, self.legacy.criterion, self.legacy.optimizer,
-                                          (lambda: stepper._on_before_step(), lambda: stepper._on_after_step()))
+                                          self._steppers[id(self.legacy.optimizer)])
         if not self.hand_written_train:
             return
-        if self.trainer.world_size > 1 and not isinstance(self.trainer.strategy, HandWrittenLoopDDP):
+        if self.trainer.world_size > 1 and not isinstance(self.trainer.strategy, UnwrappedDDPStrategy):
             raise ConfigError(f'{type(self.legacy).__name__} overrides train_epoch: across several processes use '
                               f"strategy='ddp' (got {type(self.trainer.strategy).__name__})")
         for name, optimizer in held_optimizers(self.legacy).items():
@@ -242,9 +241,7 @@ class EpochBridge(lightning.LightningModule):
             runner.finish()
         if self._ended_early and self.eval_stages:
             self._ended_early = False
-            self.trainer.validating = True
-            self.trainer.fit_loop.epoch_loop.val_loop.run()
-            self.trainer.training = True
+            run_validation_now(self.trainer)
 
     def _apply_resume_point(self) -> None:
         """Continue where a loaded checkpoint was written (once, at the first epoch of the run).
@@ -263,8 +260,7 @@ class EpochBridge(lightning.LightningModule):
             restore_rng_state(point.rng_state)
 
     def _optimizer_step(self, optimizer: torch.optim.Optimizer, closure: Any, kwargs: dict) -> Any:
-        scaler = getattr(self.trainer.precision_plugin, 'scaler', None)
-        if scaler is not None and not self._scaled_backward:
+        if self.trainer.precision == '16-mixed' and not self._scaled_backward:
             raise ConfigError("precision='16-mixed' scales the loss: in a hand-written train_epoch call "
                               'self.backward(loss) instead of loss.backward(), or use precision="bf16-mixed"')
         self._scaled_backward = False
@@ -276,17 +272,15 @@ class EpochBridge(lightning.LightningModule):
     def _counted_step(self, optimizer: torch.optim.Optimizer, closure: Any = None, kwargs: dict | None = None,
                       through: Any = None) -> Any:
         """Step `optimizer` (itself, or `through` Lightning's strategy), counted in Lightning's `global_step`."""
-        stepper = self._steppers.get(id(optimizer))
-        if stepper is not None:
-            stepper._on_before_step()
+        before, after = self._steppers.get(id(optimizer), (_nothing, _nothing))
+        before()
         kwargs = kwargs or {}
         try:
             if through is not None:
-                return through(optimizer, closure or _no_closure, **kwargs)
+                return through(optimizer, closure or _nothing, **kwargs)
             return optimizer.step(**kwargs) if closure is None else optimizer.step(closure, **kwargs)
         finally:
-            if stepper is not None:
-                stepper._on_after_step()
+            after()
 
     def backward_from_user(self, loss: torch.Tensor) -> None:
         """`Trainer.backward(loss)`: through Lightning, so mixed precision scales the loss."""
@@ -320,11 +314,7 @@ class EpochBridge(lightning.LightningModule):
                 runner.finish()
 
 
-# Lightning inspects training_step's signature at every step; a stored signature makes that a lookup.
-EpochBridge.training_step.__signature__ = inspect.signature(EpochBridge.training_step)
-
-
-def _no_closure() -> None:
+def _nothing() -> None:
     return None
 
 
@@ -353,15 +343,6 @@ def _session(legacy: Any, bridge: EpochBridge, verbose: bool) -> Iterator[None]:
         legacy._send_to_device()
         for optimizer in held_optimizers(legacy).values():
             optimizer_state_to(optimizer, legacy.device)
-
-
-def _start_at_epoch(trainer: lightning.Trainer, epoch: int) -> None:
-    """Make Lightning's epoch counter start at Lernomatic's `cur_epoch`, as a restored Lightning run would.
-
-    So `trainer.current_epoch`, the progress bar and the samplers' `set_epoch` agree with `cur_epoch`.
-    """
-    for progress in (trainer.fit_loop.epoch_progress.current, trainer.fit_loop.epoch_progress.total):
-        progress.ready = progress.started = progress.processed = progress.completed = epoch
 
 
 def _finish_validated_epoch(legacy: Any, point: ResumePoint | None) -> tuple[ResumePoint | None, bool]:
@@ -395,7 +376,7 @@ def fit_epochs(legacy: Any, hand_written: frozenset[str] = frozenset()) -> None:
                                           limit_val_batches=None if stages else 0, strategy=strategy,
                                           inference_mode=not hand_written)
         bridge.choose_step(trainer, getattr(legacy, 'cuda_graph', False))
-        _start_at_epoch(trainer, legacy.cur_epoch)
+        start_fit_at_epoch(trainer, legacy.cur_epoch)  # current_epoch, bar and samplers agree with cur_epoch
         trainer.fit(bridge)
 
 

@@ -13,26 +13,20 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from lightning.pytorch.strategies import DDPStrategy
 
-__all__ = ['HandWrittenLoopDDP', 'average_gradients', 'broadcast_module', 'strategy_for_hand_written_loops']
+from compat.lightning_internals import UnwrappedDDPStrategy
+
+__all__ = ['average_gradients', 'broadcast_module', 'strategy_for_hand_written_loops']
 
 _START_METHODS = {'ddp': 'popen', 'ddp_spawn': 'spawn', 'ddp_fork': 'fork', 'ddp_notebook': 'fork'}
 
 
-class HandWrittenLoopDDP(DDPStrategy):
-    """`DDPStrategy` without the module wrapper; see the module docstring."""
-
-    def configure_ddp(self) -> None:
-        broadcast_module(self.model)
-
-
 def strategy_for_hand_written_loops(strategy: Any) -> Any:
-    """Swap a DDP strategy name for `HandWrittenLoopDDP`; anything else is returned as it is."""
+    """Swap a DDP strategy name for an unwrapped DDP strategy; anything else is returned as it is."""
     if isinstance(strategy, str):
         name = strategy.replace('_find_unused_parameters_true', '').replace('_find_unused_parameters_false', '')
         if name in _START_METHODS:
-            return HandWrittenLoopDDP(start_method=_START_METHODS[name])
+            return UnwrappedDDPStrategy(broadcast_module, start_method=_START_METHODS[name])
     return strategy
 
 

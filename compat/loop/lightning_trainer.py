@@ -14,7 +14,15 @@ from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
-from compat.logs import EVERYTHING, MESSAGES, BarSafeStream, epoch_label, show_warning_above_bar, verbosity
+from compat.logs import (
+    EVERYTHING,
+    MESSAGES,
+    BarSafeStream,
+    epoch_label,
+    quiet_loggers,
+    show_warning_above_bar,
+    verbosity,
+)
 
 __all__ = ['lightning_devices', 'build_lightning_trainer', 'quiet_lightning', 'lightning_logger', 'EpochBar',
            'bar_can_draw']
@@ -170,19 +178,11 @@ def quiet_lightning(verbose: Any) -> Iterator[None]:
     """
     level = verbosity(verbose)
     everything, bar = level >= EVERYTHING, level >= MESSAGES and bar_can_draw()
-    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
-    levels = [lg.level for lg in loggers]
-    if not everything:
-        for lg in loggers:
-            lg.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings(), (_lines_above_bar(loggers) if bar else contextlib.nullcontext()):
-            hidden = _CHOSEN if everything else _CHOSEN + _INTERNAL_DEPRECATIONS
-            for message, category in hidden:
-                warnings.filterwarnings('ignore', message=message, category=category)
-            if bar:  # put back when catch_warnings ends
-                warnings.showwarning = show_warning_above_bar
-            yield
-    finally:
-        for lg, level_before in zip(loggers, levels, strict=True):
-            lg.setLevel(level_before)
+    with quiet_loggers(_LIGHTNING_LOGGERS, logging.NOTSET if everything else logging.WARNING) as loggers, \
+            warnings.catch_warnings(), (_lines_above_bar(loggers) if bar else contextlib.nullcontext()):
+        hidden = _CHOSEN if everything else _CHOSEN + _INTERNAL_DEPRECATIONS
+        for message, category in hidden:
+            warnings.filterwarnings('ignore', message=message, category=category)
+        if bar:  # put back when catch_warnings ends
+            warnings.showwarning = show_warning_above_bar
+        yield

@@ -10,7 +10,6 @@ optimisation, and counts each step in Lightning's progress so `global_step` hold
 from __future__ import annotations
 
 import lightning
-from lightning.pytorch.plugins.precision import Precision
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
 __all__ = ['lean_step_blockers', 'overridden_hooks', 'LEAN_SKIPPED_HOOKS']
@@ -32,8 +31,8 @@ def overridden_hooks(trainer: lightning.Trainer, hooks: tuple[str, ...]) -> list
 def lean_step_blockers(trainer: lightning.Trainer) -> list[str]:
     """Why the lean step cannot stand in for automatic optimisation on `trainer`; empty when it can."""
     blockers = []
-    if type(trainer.precision_plugin) is not Precision:
-        blockers.append(f'precision {trainer.precision_plugin.precision!r} needs Lightning to scale or cast the loss')
+    if trainer.precision != '32-true':
+        blockers.append(f'precision {trainer.precision!r} needs Lightning to scale or cast the loss')
     if not isinstance(trainer.strategy, SingleDeviceStrategy):
         blockers.append(f'strategy {type(trainer.strategy).__name__} synchronises gradients in its backward')
     blockers += [f'{hook} must run inside the step' for hook in overridden_hooks(trainer, LEAN_SKIPPED_HOOKS)]
