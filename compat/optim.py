@@ -9,8 +9,7 @@ import torch
 
 from compat.errors import ConfigError, close_names
 
-__all__ = ['criterion_class', 'optimizer_class', 'build_criterion', 'build_optimizer', 'optimizer_momentum',
-           'set_optimizer_momentum']
+__all__ = ['criterion_class', 'optimizer_class', 'build_criterion', 'build_optimizer']
 
 
 @functools.cache
@@ -58,22 +57,3 @@ def build_optimizer(optim_function: str, params: Any, learning_rate: float,
                     weight_decay: float) -> torch.optim.Optimizer:
     """The named optimizer, given lr and weight_decay only, as the original built it."""
     return optimizer_class(optim_function)(params, lr=learning_rate, weight_decay=weight_decay)
-
-
-def optimizer_momentum(optimizer: torch.optim.Optimizer) -> float | None:
-    """SGD-style `momentum`, or Adam-style `betas[0]`, of the first parameter group; None if neither."""
-    group = optimizer.param_groups[0]
-    if 'momentum' in group:
-        return group['momentum']
-    if 'betas' in group:
-        return group['betas'][0]
-    return None
-
-
-def set_optimizer_momentum(optimizer: torch.optim.Optimizer, momentum: float) -> None:
-    """Set `momentum` (SGD-style) or `betas[0]` (Adam-style) in every parameter group."""
-    for group in optimizer.param_groups:
-        if 'momentum' in group:
-            group['momentum'] = momentum
-        elif 'betas' in group:
-            group['betas'] = (momentum,) + tuple(group['betas'][1:])

@@ -26,6 +26,12 @@ for folder in (ORIGINAL, TEST_DATA):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
+# The users' model modules the test files name, imported as a user's script imports its models before
+# loading their checkpoints (a checkpoint may only name modules already imported or trusted:
+# docs/reliability.md). Tests of the refusal use modules nobody imported.
+importlib.import_module('fixture_nets')
+importlib.import_module('extra_nets')
+
 
 @pytest.fixture(scope='session')
 def original_dir() -> Path:

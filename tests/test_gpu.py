@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from compat.loop.lightning_trainer import lightning_devices
+from compat.devices import lightning_devices
 from lernomatic.train.trainer import Trainer
 
 from conftest import REPO, TEST_DATA

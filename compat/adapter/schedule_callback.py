@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import lightning
 
 from compat.errors import ConfigError
-from compat.optim import optimizer_momentum, set_optimizer_momentum
+from compat.schedules import (
+    check_scheduler,
+    optimizer_momentum,
+    schedule_value,
+    set_optimizer_lr,
+    set_optimizer_momentum,
+)
 
-__all__ = ['ScheduleCallback', 'SCHEDULE_INPUTS']
+__all__ = ['ScheduleCallback']
 
 
 def _accuracy(trainer: lightning.Trainer) -> float:
@@ -18,22 +23,7 @@ def _accuracy(trainer: lightning.Trainer) -> float:
     return float(accuracy) if accuracy is not None else 0.0
 
 
-# What `get_lr` receives, by the schedule's `schedule_input`: the same quantities the Lernomatic
-# Trainer passes (its loss_iter is Lightning's global_step after the step).
-SCHEDULE_INPUTS: dict[str, Callable[[lightning.Trainer], tuple[Any, ...]]] = {
-    'iteration': lambda trainer: (trainer.global_step,),
-    'epoch': lambda trainer: (trainer.current_epoch,),
-    'accuracy': lambda trainer: (_accuracy(trainer),),
-    'iteration_and_accuracy': lambda trainer: (trainer.global_step, _accuracy(trainer)),
-}
-
-
-def _set_lr(optimizer: Any, value: float) -> None:
-    for group in optimizer.param_groups:
-        group['lr'] = value
-
-
-_SETTERS = {'lr': _set_lr, 'momentum': set_optimizer_momentum}
+_SETTERS = {'lr': set_optimizer_lr, 'momentum': set_optimizer_momentum}
 
 
 class ScheduleCallback(lightning.Callback):
@@ -49,14 +39,9 @@ class ScheduleCallback(lightning.Callback):
     def __init__(self, scheduler: Any, target: str = 'lr') -> None:
         if target not in _SETTERS:
             raise ConfigError(f'target must be one of {sorted(_SETTERS)}, got {target!r}')
-        if not callable(getattr(scheduler, 'get_lr', None)):
-            raise ConfigError(f'scheduler must have a get_lr() method, got {type(scheduler).__name__}')
-        needs = getattr(scheduler, 'schedule_input', 'iteration')
-        if needs not in SCHEDULE_INPUTS:
-            raise ConfigError(f'{scheduler!r}.schedule_input must be one of {sorted(SCHEDULE_INPUTS)}, got {needs!r}')
+        check_scheduler(scheduler)
         self.scheduler = scheduler
         self.target = target
-        self._arguments = SCHEDULE_INPUTS[needs]
         self._set = _SETTERS[target]
 
     def on_train_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
@@ -70,6 +55,7 @@ class ScheduleCallback(lightning.Callback):
 
     def on_train_batch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        value = self.scheduler.get_lr(*self._arguments(trainer))
+        # Lightning's global_step after the step is the Trainer's loss_iter after its iteration
+        value = schedule_value(self.scheduler, trainer.global_step, trainer.current_epoch, _accuracy(trainer))
         for optimizer in trainer.optimizers:
             self._set(optimizer, value)

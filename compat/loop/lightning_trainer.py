@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
+from compat.devices import lightning_devices
 from compat.logs import (
     EVERYTHING,
     MESSAGES,
@@ -40,15 +41,6 @@ _INTERNAL_DEPRECATIONS = (
     # Lightning 2.6's pytree helper builds torch's LeafSpec, deprecated in torch 2.10+
     (r'`isinstance\(treespec, LeafSpec\)` is deprecated', FutureWarning),
 )
-
-
-def lightning_devices(accelerator: Any, devices: Any, device_id: int) -> tuple[Any, Any]:
-    """Lightning's (accelerator, devices): the caller's where given, else from Lernomatic's `device_id`."""
-    if accelerator is not None or devices is not None:
-        return accelerator or 'auto', devices if devices is not None else 'auto'
-    if device_id < 0:
-        return 'cpu', 1
-    return 'gpu', [device_id]
 
 
 def lightning_logger(legacy: Any) -> Any:

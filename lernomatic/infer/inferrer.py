@@ -16,6 +16,7 @@ from compat.codec.lightning_ckpt import is_lightning_checkpoint, lernomatic_from
 from compat.codec.model_import import build_wrapper
 from compat.codec.safe_load import safe_load
 from compat.codec.trust import loading
+from compat.devices import torch_device
 from compat.errors import ConfigError
 from compat.kwargs import report_unknown_kwargs
 from lernomatic.models.common import LernomaticModel
@@ -58,17 +59,7 @@ class Inferrer:
 
     def _init_device(self) -> None:
         """Set `self.device` from `device_id`; a GPU this machine lacks is refused here, not at the first forward."""
-        device_id = self.device_id
-        if isinstance(device_id, bool) or not isinstance(device_id, int):
-            raise ConfigError(f'device_id must be an integer (< 0: CPU, N >= 0: cuda:N), got {device_id!r}')
-        if device_id < 0:
-            self.device = torch.device('cpu')
-            return
-        count = torch.cuda.device_count()
-        if device_id >= count:
-            raise ConfigError(f'device_id={device_id} but this machine has {count} CUDA GPU(s)'
-                              + (f': use 0..{count - 1}' if count else ': use device_id=-1 for the CPU'))
-        self.device = torch.device(f'cuda:{device_id}')
+        self.device = torch_device(self.device_id)
 
     def _send_to_device(self) -> None:
         if self.model is not None:

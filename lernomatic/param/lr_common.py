@@ -29,10 +29,10 @@ from compat.adapter import LernomaticModule, evaluate_batch
 from compat.adapter.metrics import TopOneAccuracy
 from compat.codec.atomic import atomic_save
 from compat.codec.safe_load import safe_load
+from compat.devices import lightning_devices
 from compat.errors import CheckpointError, ConfigError
 from compat.kwargs import report_unknown_kwargs
 from compat.logs import get_logger, say
-from compat.loop.lightning_trainer import lightning_devices
 from compat.loop.lr_sweep import run_lr_sweep
 
 __all__ = ['LRFinder', 'LogFinder', 'lr_finder_auto_load', 'LR_SELECT_METHODS']

@@ -27,6 +27,7 @@ from compat.codec.validators import (
     optional_flag,
     positive_int,
 )
+from compat.devices import device_id_problem
 from compat.errors import ConfigError
 from compat.kwargs import report_unknown_kwargs
 from compat.logs import verbosity_problem
@@ -45,12 +46,9 @@ def _rule(check: Check) -> Callable[[str, Any], None]:
 
 
 def _device_id(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-        raise ConfigError(f'{name} must be -1 (CPU) or a GPU index >= 0, got {value!r}')
-    count = torch.cuda.device_count()
-    if value >= count:
-        raise ConfigError(f'{name}={value} but this machine has {count} CUDA GPU(s)'
-                          + (f': use 0..{count - 1}' if count else ': use device_id=-1 for the CPU'))
+    problem = device_id_problem(value)
+    if problem:
+        raise ConfigError(f'{name}{problem}')
 
 
 def _early_stop(name: str, value: Any) -> None:

@@ -31,6 +31,7 @@ from compat.codec.rng import RngStateError, capture_rng_state, check_rng_state, 
 from compat.codec.safe_load import safe_load
 from compat.codec.schema import HISTORY_ARRAYS, HISTORY_COUNTERS
 from compat.codec.trust import loading
+from compat.devices import torch_device
 from compat.distributed import is_rank_zero
 from compat.errors import CheckpointError, ConfigError
 from compat.logs import get_logger, say
@@ -38,7 +39,8 @@ from compat.loop import bridge
 from compat.loop.bookkeeping import check_losses_finite, history_path, latest_accuracy
 from compat.loop.captured_step import portable_optimizer_state
 from compat.loop.preflight import check_first_batch
-from compat.optim import build_criterion, build_optimizer, optimizer_momentum, set_optimizer_momentum
+from compat.optim import build_criterion, build_optimizer
+from compat.schedules import optimizer_momentum, schedule_value, set_optimizer_lr, set_optimizer_momentum
 from compat.state.histories import (
     BufferedHistory,
     HistoryFileError,
@@ -138,7 +140,7 @@ class Trainer:
 
     # ---- initialisation steps (subclasses override these)
     def _init_device(self) -> None:
-        self.device = torch.device('cpu') if self.device_id < 0 else torch.device(f'cuda:{self.device_id}')
+        self.device = torch_device(self.device_id)
 
     def _init_optimizer(self) -> None:
         if self.model is not None:
@@ -267,9 +269,7 @@ class Trainer:
         return self.optimizer.param_groups[0]['lr']
 
     def set_learning_rate(self, lr: float, param_zero: bool = True) -> None:
-        groups = self.optimizer.param_groups[:1] if param_zero else self.optimizer.param_groups
-        for group in groups:
-            group['lr'] = lr
+        set_optimizer_lr(self.optimizer, lr, first_group_only=param_zero)
 
     def get_momentum(self) -> float | None:
         """SGD-style `momentum`, or Adam-style `betas[0]`; None for optimizers with neither."""
@@ -317,23 +317,14 @@ class Trainer:
         check_option('tb_writer', writer)
         self.tb_writer = writer
 
-    # ---- schedules: each scheduler says what it is a function of (`schedule_input`)
-    def _schedule_value(self, scheduler: Any) -> float:
-        needs = getattr(scheduler, 'schedule_input', 'iteration')
-        accuracy = latest_accuracy(self) or 0.0
-        if needs == 'epoch':
-            return scheduler.get_lr(self.cur_epoch)
-        if needs == 'accuracy':
-            return scheduler.get_lr(accuracy)
-        if needs == 'iteration_and_accuracy':
-            return scheduler.get_lr(self.loss_iter, accuracy)
-        return scheduler.get_lr(self.loss_iter)
-
+    # ---- schedules: each scheduler says what it is a function of (`schedule_input`, compat.schedules)
     def apply_lr_schedule(self) -> None:
-        self.set_learning_rate(self._schedule_value(self.lr_scheduler))
+        self.set_learning_rate(schedule_value(self.lr_scheduler, self.loss_iter, self.cur_epoch,
+                                              latest_accuracy(self) or 0.0))
 
     def apply_mtm_schedule(self) -> None:
-        self.set_momentum(self._schedule_value(self.mtm_scheduler))
+        self.set_momentum(schedule_value(self.mtm_scheduler, self.loss_iter, self.cur_epoch,
+                                         latest_accuracy(self) or 0.0))
 
     def freeze_to(self, layer_num: int) -> None:
         self.model.freeze_to(layer_num)
