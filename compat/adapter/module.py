@@ -18,12 +18,8 @@ __all__ = ['LernomaticModule', 'evaluate_batch', 'model_metadata']
 
 
 def model_metadata(model: Any) -> dict[str, Any]:
-    """The import metadata of a `LernomaticModel`, without its weights."""
-    params = {'model_name': model.get_model_name(), 'model_import_path': model.get_model_path(),
-              'module_name': model.get_module_name(), 'module_import_path': model.get_module_import_path()}
-    if callable(getattr(model, 'get_model_args', None)):
-        params['model_args'] = dict(model.get_model_args())
-    return params
+    """The import metadata of a `LernomaticModel` (its `get_params()`), without its weights."""
+    return {key: value for key, value in model.get_params().items() if key != 'model_state_dict'}
 
 
 def evaluate_batch(forward: Any, criterion: Any, batch: Any, accuracy: TopOneAccuracy) -> torch.Tensor:

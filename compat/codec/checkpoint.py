@@ -18,7 +18,7 @@ import torch
 from compat.codec.atomic import atomic_save
 from compat.codec.model_import import check_model_params
 from compat.codec.safe_load import safe_load
-from compat.codec.schema import CHECKPOINT_KEYS, HISTORY_KEYS, TRAINER_PARAMS
+from compat.codec.schema import CHECKPOINT_KEYS, HISTORY_KEYS, TRAINER_PARAMS, is_lightning_checkpoint
 from compat.codec.trust import current_policy
 from compat.errors import CheckpointError
 
@@ -49,7 +49,7 @@ def write_checkpoint(fname: str | os.PathLike, model_params: Mapping[str, Any], 
 def describe_contents(data: Any) -> str:
     """Name what a file holds when it is not what was expected, and what to do instead."""
     if isinstance(data, Mapping):
-        if 'pytorch-lightning_version' in data or ('state_dict' in data and 'loops' in data):
+        if is_lightning_checkpoint(data):
             return ('a Lightning .ckpt: resume it with lightning.Trainer.fit(..., ckpt_path=...) '
                     'or convert it to a Lernomatic checkpoint')
         if data and all(isinstance(v, torch.Tensor) for v in data.values()):

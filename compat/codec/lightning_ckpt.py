@@ -13,16 +13,19 @@ from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Any
 
-from compat.codec.schema import CHECKPOINT_KEYS
+from compat.codec.schema import (
+    CHECKPOINT_KEYS,
+    LIGHTNING_CKPT_KEYS,
+    LIGHTNING_EXTRA_KEYS,
+    MODEL_KEYS,
+    OPTIONAL_MODEL_KEYS,
+    is_lightning_checkpoint,
+)
 from compat.errors import CheckpointError
 
 __all__ = ['is_lightning_checkpoint', 'lernomatic_from_lightning', 'lightning_from_lernomatic', 'NET_PREFIX']
 
 NET_PREFIX = 'net.'
-
-
-def is_lightning_checkpoint(data: Any) -> bool:
-    return isinstance(data, Mapping) and 'state_dict' in data and 'pytorch-lightning_version' in data
 
 
 def lightning_from_lernomatic(data: Mapping[str, Any], fname: Any = 'checkpoint') -> dict[str, Any]:
@@ -81,10 +84,6 @@ def lernomatic_from_lightning(data: Mapping[str, Any], defaults: Mapping[str, An
 
         params['cur_epoch'] = finished_epochs(data)
     model = {'model_state_dict': weights, **dict(meta)}
-    model = {key: model[key] for key in ('model_state_dict', 'model_name', 'model_import_path', 'module_name',
-                                         'module_import_path', 'model_args') if key in model}
-    extra = {key: value for key, value in data.items()
-             if key not in ('epoch', 'global_step', 'pytorch-lightning_version', 'state_dict', 'loops', 'callbacks',
-                            'optimizer_states', 'lr_schedulers', 'lernomatic_model', 'lernomatic_trainer_params',
-                            'hparams_name', 'hyper_parameters')}
+    model = {key: model[key] for key in MODEL_KEYS + OPTIONAL_MODEL_KEYS if key in model}
+    extra = {key: value for key, value in data.items() if key not in LIGHTNING_CKPT_KEYS + LIGHTNING_EXTRA_KEYS}
     return {'model': model, 'optim': optimizers[0], 'trainer_params': params, **extra}

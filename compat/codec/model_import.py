@@ -17,14 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from compat.codec.schema import MODEL_KEYS
 from compat.codec.trust import LoadPolicy, current_policy, is_trusted_module, module_name, resolve_class
 from compat.errors import CheckpointError
 
-__all__ = ['MODEL_KEYS', 'check_model_params', 'check_plain_value', 'model_classes', 'build_wrapper', 'rebuild_net',
+__all__ = ['ModelMetadata', 'check_model_params', 'check_plain_value', 'model_classes', 'build_wrapper', 'rebuild_net',
            'load_state_dict_checked']
 
-# The keys of a model metadata dict (`LernomaticModel.get_params()`); 'model_args' is optional.
-MODEL_KEYS = ('model_state_dict', 'model_name', 'model_import_path', 'module_name', 'module_import_path')
 MAX_ARGS_ITEMS = 10_000
 MAX_ARGS_DEPTH = 16
 MAX_STRING = 100_000
@@ -68,8 +67,17 @@ def check_plain_value(value: Any, field: str, policy: LoadPolicy | None = None) 
     walk(value, field, 0)
 
 
-def check_model_params(params: Any, field: str = "['model']", policy: LoadPolicy | None = None) -> dict[str, Any]:
-    """The model metadata dict, every field checked for its type; a CheckpointError names the field otherwise."""
+class ModelMetadata(dict):
+    """A model metadata dict whose fields have been checked (`check_model_params` returns one, once)."""
+
+
+def check_model_params(params: Any, field: str = "['model']", policy: LoadPolicy | None = None) -> ModelMetadata:
+    """The model metadata dict, every field checked for its type; a CheckpointError names the field otherwise.
+
+    The result is a `ModelMetadata`; passing one back returns it as it is, so one load checks once.
+    """
+    if isinstance(params, ModelMetadata):
+        return params
     policy = policy or current_policy()
     if not isinstance(params, Mapping):
         raise _error(policy, field, f'expected a model metadata dict, got {type(params).__name__}')
@@ -94,7 +102,7 @@ def check_model_params(params: Any, field: str = "['model']", policy: LoadPolicy
         if not isinstance(args, dict):
             raise _error(policy, f"{field}['model_args']", f'expected a dict of kwargs, got {type(args).__name__}')
         check_plain_value(args, f"{field}['model_args']", policy)
-    return dict(params)
+    return ModelMetadata(params)
 
 
 def _declares(wrapper: Any, module_class: type, file_path: str, file_name: str) -> bool:

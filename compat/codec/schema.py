@@ -19,6 +19,9 @@ their `*_iter` counters).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from compat.codec.validators import (
     Check,
     flag,
@@ -32,7 +35,8 @@ from compat.codec.validators import (
 )
 
 __all__ = ['CHECKPOINT_KEYS', 'OPTIONAL_CHECKPOINT_KEYS', 'MODEL_KEYS', 'OPTIONAL_MODEL_KEYS', 'TRAINER_PARAMS',
-           'TRAINER_PARAM_KEYS', 'HISTORY_COUNTERS', 'HISTORY_ARRAYS', 'HISTORY_KEYS']
+           'TRAINER_PARAM_KEYS', 'HISTORY_COUNTERS', 'HISTORY_ARRAYS', 'HISTORY_KEYS', 'LIGHTNING_CKPT_MARKERS',
+           'LIGHTNING_CKPT_KEYS', 'LIGHTNING_EXTRA_KEYS', 'is_lightning_checkpoint']
 
 # ---- trainer checkpoint
 CHECKPOINT_KEYS = ('model', 'optim', 'trainer_params')      # required, in the original's order
@@ -59,6 +63,18 @@ TRAINER_PARAMS: dict[str, Check] = {
     'shuffle': flag,
 }
 TRAINER_PARAM_KEYS = tuple(TRAINER_PARAMS)
+
+# ---- Lightning .ckpt of compat.adapter.LernomaticModule (compat.codec.lightning_ckpt converts)
+LIGHTNING_CKPT_MARKERS = ('state_dict', 'pytorch-lightning_version')   # what makes a dict a Lightning .ckpt
+LIGHTNING_CKPT_KEYS = ('epoch', 'global_step', 'pytorch-lightning_version', 'state_dict', 'loops', 'callbacks',
+                       'optimizer_states', 'lr_schedulers', 'hparams_name', 'hyper_parameters')
+LIGHTNING_EXTRA_KEYS = ('lernomatic_model', 'lernomatic_trainer_params')  # what the adapter adds: the metadata
+
+
+def is_lightning_checkpoint(data: Any) -> bool:
+    """Whether a loaded file is a Lightning `.ckpt` (its markers), whatever else it holds."""
+    return isinstance(data, Mapping) and all(key in data for key in LIGHTNING_CKPT_MARKERS)
+
 
 # ---- history file
 HISTORY_COUNTERS = ('loss_iter', 'val_loss_iter', 'acc_iter', 'cur_epoch', 'iter_per_epoch')

@@ -16,10 +16,10 @@ import torch
 
 from compat.codec.atomic import atomic_save
 from compat.codec.checkpoint import check_optimizer_state, check_trainer_params, read_model_params
-from compat.codec.lightning_ckpt import is_lightning_checkpoint, lernomatic_from_lightning, lightning_from_lernomatic
+from compat.codec.lightning_ckpt import lernomatic_from_lightning, lightning_from_lernomatic
 from compat.codec.model_import import model_classes
 from compat.codec.safe_load import safe_load
-from compat.codec.schema import CHECKPOINT_KEYS, HISTORY_KEYS
+from compat.codec.schema import CHECKPOINT_KEYS, HISTORY_KEYS, is_lightning_checkpoint
 from compat.codec.trust import loading
 from compat.errors import CheckpointError
 from lernomatic.cli.text import short_repr

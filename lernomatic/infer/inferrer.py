@@ -12,9 +12,10 @@ from typing import Any
 import torch
 
 from compat.codec.checkpoint import read_model_params
-from compat.codec.lightning_ckpt import is_lightning_checkpoint, lernomatic_from_lightning
+from compat.codec.lightning_ckpt import lernomatic_from_lightning
 from compat.codec.model_import import build_wrapper
 from compat.codec.safe_load import safe_load
+from compat.codec.schema import is_lightning_checkpoint
 from compat.codec.trust import loading
 from compat.devices import torch_device
 from compat.errors import ConfigError
