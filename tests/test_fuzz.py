@@ -10,7 +10,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compat.codec.checkpoint import read_checkpoint, read_history
+from compat.codec.checkpoint import read_checkpoint
+from compat.codec.history_file import read_history
 from compat.errors import CheckpointError
 
 from conftest import ORIGINAL

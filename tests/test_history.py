@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from compat.state.histories import BufferedHistory, flush_histories, push_history, resize_histories
+from compat.state.device_buffer import BufferedHistory, flush_histories, push_history
+from compat.state.histories import resize_histories
+from compat.state.run_state import RunState
 from lernomatic.train.trainer import Trainer
 
 from conftest import FIXTURE_PLATFORM, FIXTURE_RTOL
@@ -14,7 +16,12 @@ from helpers import signature
 
 
 class _Holder:
+    """What the buffer needs of a trainer: a BufferedHistory attribute and a RunState to keep values in."""
+
     loss_history = BufferedHistory()
+
+    def __init__(self) -> None:
+        self._run_state = RunState()
 
 
 def test_buffered_values_appear_when_read():

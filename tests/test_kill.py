@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-from compat.codec.checkpoint import read_checkpoint, read_history
+from compat.codec.checkpoint import read_checkpoint
+from compat.codec.history_file import read_history
 
 SCRIPT = Path(__file__).resolve().parent / 'kill' / 'train_or_resume.py'
 

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from compat.codec.checkpoint import portable_optimizer_state
 from compat.codec.safe_load import safe_load
 from compat.errors import ConfigError
-from compat.loop.captured_step import _make_capturable, _restore, portable_optimizer_state
+from compat.loop.captured_step import make_capturable, restore_capturable
 from compat.loop.steps import lean_step_blockers
 from lernomatic.train.trainer import Trainer
 
@@ -159,12 +160,14 @@ def test_capturable_mode_never_reaches_files_or_outlives_the_run():
     optimizer = torch.optim.Adam(net.parameters())
     net(torch.randn(4, 3)).sum().backward()
     optimizer.step()
-    _make_capturable(optimizer)
-    assert optimizer.param_groups[0]['capturable'] is True
-    saved = portable_optimizer_state(optimizer)
+    attributes = set(vars(optimizer))
+    before = make_capturable(optimizer)
+    assert optimizer.param_groups[0]['capturable'] is True and before == [False]
+    assert set(vars(optimizer)) == attributes  # nothing stored on the user's optimizer
+    saved = portable_optimizer_state(optimizer, before)
     assert saved['param_groups'][0]['capturable'] is False
     assert optimizer.param_groups[0]['capturable'] is True  # the live optimizer is not touched by saving
-    _restore(optimizer)
+    restore_capturable(optimizer, before)
     assert optimizer.param_groups[0]['capturable'] is False
     assert portable_optimizer_state(optimizer) == optimizer.state_dict()
 

@@ -23,7 +23,7 @@ from compat.codec.trust import current_policy
 from compat.errors import CheckpointError
 
 __all__ = ['write_checkpoint', 'read_checkpoint', 'read_model_params', 'check_trainer_params',
-           'check_optimizer_state', 'optimizer_state_to', 'write_history', 'read_history', 'describe_contents',
+           'check_optimizer_state', 'optimizer_state_to', 'portable_optimizer_state', 'describe_contents',
            'field_error']
 
 MAX_OPTIMIZER_ENTRIES = 1_000_000
@@ -163,6 +163,27 @@ def check_optimizer_state(state: Any, params: Sequence[torch.Tensor] | None, fna
                 raise field_error(fname, f'{where}[{key!r}]', f'a {type(value).__name__} is not optimizer state')
 
 
+def portable_optimizer_state(optimizer: torch.optim.Optimizer, capturable_before: list[bool] | None = None,
+                             ) -> dict[str, Any]:
+    """`optimizer.state_dict()` as it would be outside a captured run: loadable on any machine.
+
+    Args:
+        optimizer: the optimizer.
+        capturable_before: its groups' own `capturable` settings while a captured run has them on
+            (`RunState.capturable_before`), else None.
+    """
+    state = optimizer.state_dict()
+    before = capturable_before
+    if before is None:
+        return state
+    for group, was in zip(state['param_groups'], before, strict=True):
+        group['capturable'] = was
+    if not any(before):
+        state['state'] = {key: {**value, 'step': value['step'].cpu()} if isinstance(value.get('step'), torch.Tensor)
+                          else value for key, value in state['state'].items()}
+    return state
+
+
 def optimizer_state_to(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
     """Move every tensor of an optimizer's state to `device` (a GPU checkpoint on a CPU machine)."""
     for state in optimizer.state.values():
@@ -170,20 +191,3 @@ def optimizer_state_to(optimizer: torch.optim.Optimizer, device: torch.device) -
             # Adam's 'step' stays on the CPU unless the optimizer is capturable/fused.
             if isinstance(value, torch.Tensor) and not (key == 'step' and value.device.type == 'cpu'):
                 state[key] = value.to(device)
-
-
-def write_history(fname: str | os.PathLike, record: Mapping[str, Any]) -> None:
-    """Write a history dict atomically (counters first, then arrays, as the original did)."""
-    atomic_save(dict(record), fname)
-
-
-def read_history(fname: str | os.PathLike, trusted: bool = False) -> dict[str, Any]:
-    """Read a history file safely and check that every documented key is present (values: `compat.state.histories`)."""
-    data = safe_load(fname, trusted=trusted)
-    if not isinstance(data, Mapping):
-        raise CheckpointError(f'{fname}: not a Lernomatic history file: it holds {describe_contents(data)}')
-    missing = [key for key in HISTORY_KEYS if key not in data]
-    if missing:
-        raise CheckpointError(f'{fname}: not a Lernomatic history file, missing key(s) {", ".join(missing)}: '
-                              f'it holds {describe_contents(data)}')
-    return dict(data)

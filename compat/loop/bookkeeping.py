@@ -21,7 +21,8 @@ from compat.distributed import is_rank_zero
 from compat.errors import NonFiniteLossError
 from compat.logs import epoch_label, get_logger, say
 from compat.loop.lightning_trainer import lightning_logger
-from compat.state.histories import declared_histories, flush_histories, push_history
+from compat.state.device_buffer import flush_histories, push_history
+from compat.state.histories import declared_histories
 
 __all__ = ['LernomaticBookkeeping', 'end_of_epoch', 'iteration_checkpoint_path', 'best_checkpoint_path',
            'history_path', 'emit_scalar', 'check_losses_finite', 'weights_finite']

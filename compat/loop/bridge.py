@@ -200,7 +200,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         self._steppers = step_counters(self.trainer)
         if self.step_mode == 'captured':
             self._captured = CapturedStep(self.forward, self.legacy.criterion, self.legacy.optimizer,
-                                          self._steppers[id(self.legacy.optimizer)])
+                                          self._steppers[id(self.legacy.optimizer)], self.legacy._run_state)
         if not self.hand_written_train:
             return
         if self.trainer.world_size > 1 and not isinstance(self.trainer.strategy, UnwrappedDDPStrategy):

@@ -21,10 +21,10 @@ import torch
 
 from compat.loop.steps import lean_step_blockers
 
-__all__ = ['CapturedStep', 'captured_step_blockers', 'portable_optimizer_state', 'WARMUP_STEPS']
+__all__ = ['CapturedStep', 'captured_step_blockers', 'make_capturable',
+           'restore_capturable', 'WARMUP_STEPS']
 
 WARMUP_STEPS = 3
-_CAPTURABLE_BEFORE = '_lernomatic_capturable_before'
 
 
 def _graph_safe_optimizer(optimizer: torch.optim.Optimizer) -> bool:
@@ -42,35 +42,25 @@ def captured_step_blockers(trainer: lightning.Trainer, optimizer: Any) -> list[s
     return blockers
 
 
-def portable_optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """`optimizer.state_dict()` as it would be outside a captured run: loadable on any machine."""
-    state = optimizer.state_dict()
-    before = optimizer.__dict__.get(_CAPTURABLE_BEFORE)
-    if before is None:
-        return state
-    for group, was in zip(state['param_groups'], before, strict=True):
-        group['capturable'] = was
-    if not any(before):
-        state['state'] = {key: {**value, 'step': value['step'].cpu()} if isinstance(value.get('step'), torch.Tensor)
-                          else value for key, value in state['state'].items()}
-    return state
+def make_capturable(optimizer: torch.optim.Optimizer) -> list[bool] | None:
+    """Put Adam-style step counters on the parameters' device for the run; returns each group's own setting.
 
-
-def _make_capturable(optimizer: torch.optim.Optimizer) -> None:
-    """Put Adam-style step counters on the parameters' device for the run; `_restore` undoes it."""
+    `restore_capturable` undoes it; None for optimizers without a capturable mode.
+    """
     if 'capturable' not in optimizer.defaults:
-        return
-    optimizer.__dict__[_CAPTURABLE_BEFORE] = [group['capturable'] for group in optimizer.param_groups]
+        return None
+    before = [group['capturable'] for group in optimizer.param_groups]
     for group in optimizer.param_groups:
         group['capturable'] = True
         for param in group['params']:
             step = optimizer.state.get(param, {}).get('step')
             if isinstance(step, torch.Tensor):
                 optimizer.state[param]['step'] = step.to(param.device)
+    return before
 
 
-def _restore(optimizer: torch.optim.Optimizer) -> None:
-    before = optimizer.__dict__.pop(_CAPTURABLE_BEFORE, None)
+def restore_capturable(optimizer: torch.optim.Optimizer, before: list[bool] | None) -> None:
+    """Give the optimizer back its own `capturable` settings (and its step counters on the CPU where they were)."""
     if before is None:
         return
     for group, was in zip(optimizer.param_groups, before, strict=True):
@@ -97,10 +87,12 @@ class CapturedStep:
         criterion: the loss.
         optimizer: the torch optimizer of the model's parameters.
         count_step: called around each optimizer step (before, after) so Lightning's `global_step` advances.
+        run_state: the trainer's `RunState`, which keeps the optimizer's own `capturable` settings meanwhile.
     """
 
     def __init__(self, forward: Callable[[Any], Any], criterion: Callable[[Any, Any], torch.Tensor],
-                 optimizer: torch.optim.Optimizer, count_step: tuple[Callable[[], None], Callable[[], None]]) -> None:
+                 optimizer: torch.optim.Optimizer, count_step: tuple[Callable[[], None], Callable[[], None]],
+                 run_state: Any) -> None:
         self.forward = forward
         self.criterion = criterion
         self.optimizer = optimizer
@@ -112,7 +104,8 @@ class CapturedStep:
         self._shape: tuple = ()
         self._inputs: tuple = ()
         self._static: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        _make_capturable(optimizer)
+        self._run_state = run_state
+        run_state.capturable_before = make_capturable(optimizer)
 
     def __call__(self, data: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         before, after = self.count_step
@@ -169,4 +162,5 @@ class CapturedStep:
     def close(self) -> None:
         """Free the graph and give the optimizer back its own settings."""
         self._graph = self._static = self._pool = None
-        _restore(self.optimizer)
+        restore_capturable(self.optimizer, self._run_state.capturable_before)
+        self._run_state.capturable_before = None

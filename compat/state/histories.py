@@ -1,24 +1,76 @@
-"""Declared training histories: numpy arrays indexed by an iteration counter.
+"""Declared training histories: numpy arrays indexed by an iteration counter, declared once.
 
-A Lernomatic history is a preallocated numpy array (`loss_history`) plus a counter
-(`loss_iter`). Any attribute named `*_history` holding an array is one, a subclass's own
-(`d_loss_history`) included, so resizing and saving need no per-subclass code. Values produced on
-the GPU are buffered as device tensors and copied into the array in one transfer when it is read,
-so training makes no host-device sync per step while user code still sees a plain `np.ndarray`.
+A Lernomatic history is a preallocated numpy array (`loss_history`) plus a counter (`loss_iter`).
+A trainer class declares its histories once, the way torchmetrics declares a metric's state
+(`HISTORIES`, a tuple of `History`); old subclasses that allocate their own `*_history` arrays in
+`_init_history` declare them by doing so. From the declarations alone: allocation, resizing for
+`set_num_epochs`, the history file's record, what a loaded file may set, the counters a checkpoint
+records, device buffering (`compat.state.device_buffer`) and the NaN check.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
-__all__ = ['BufferedHistory', 'push_history', 'flush_histories', 'history_names', 'counter_names', 'resize_histories',
-           'filled', 'allocate']
+from compat.codec.schema import HISTORY_ARRAYS, HISTORY_COUNTERS
+from compat.state.device_buffer import BufferedHistory
 
-_PENDING = '_history_pending_values'
+__all__ = ['History', 'TRAINER_HISTORIES', 'declared_histories', 'install_history_attributes', 'init_histories',
+           'history_record', 'history_names', 'counter_names', 'resize_histories', 'filled', 'allocate']
+
+
+@dataclass(frozen=True)
+class History:
+    """One declared history.
+
+    Attributes:
+        name: the array attribute, e.g. 'loss_history'.
+        counter: the attribute counting its filled entries, e.g. 'loss_iter'; None where another
+            history's counter indexes it (a GAN's `d_loss_history` by `loss_iter`).
+        loader: the loader whose length makes one epoch of it, e.g. 'train_loader'.
+    """
+
+    name: str
+    counter: str | None
+    loader: str
+
+
+# The base trainer's histories, as the original allocated them (acc_history is as long as val_loss_history).
+TRAINER_HISTORIES = (History('loss_history', 'loss_iter', 'train_loader'),
+                     History('val_loss_history', 'val_loss_iter', 'val_loader'),
+                     History('acc_history', 'acc_iter', 'val_loader'))
+
+
+def install_history_attributes(cls: type) -> None:
+    """Give each history `cls` declares a `BufferedHistory` attribute (device values written when read)."""
+    for history in getattr(cls, 'HISTORIES', ()):
+        if not isinstance(cls.__dict__.get(history.name), BufferedHistory):
+            attribute = BufferedHistory()
+            attribute.__set_name__(cls, history.name)
+            setattr(cls, history.name, attribute)
+
+
+def init_histories(obj: Any) -> None:
+    """Counters at 0 and arrays allocated for `num_epochs` epochs, for every history the class declares."""
+    for history in getattr(type(obj), 'HISTORIES', TRAINER_HISTORIES):
+        if history.counter is not None:
+            setattr(obj, history.counter, 0)
+        setattr(obj, history.name, allocate(getattr(obj, history.loader, None), obj.num_epochs))
+
+
+def history_record(obj: Any) -> dict[str, Any]:
+    """What a history file holds: the original's counters and arrays, then every other declared history."""
+    record: dict[str, Any] = {key: getattr(obj, key) for key in HISTORY_COUNTERS + HISTORY_ARRAYS}
+    for name, counter in declared_histories(obj).items():
+        if name not in record:
+            record[name] = getattr(obj, name)
+            if counter is not None:
+                record[counter] = getattr(obj, counter)
+    return record
 
 
 def allocate(loader: Any, num_epochs: int) -> np.ndarray | None:
@@ -33,64 +85,6 @@ def filled(array: np.ndarray | None, count: int) -> np.ndarray | None:
     if array is None or count == 0:
         return None
     return array[:count]
-
-
-class _Pending:
-    """Device tensors waiting to be written into one history array."""
-
-    __slots__ = ('indices', 'values')
-
-    def __init__(self) -> None:
-        self.indices: list[int] = []
-        self.values: list[torch.Tensor] = []
-
-    def drain_into(self, array: np.ndarray) -> None:
-        host = torch.stack(self.values).detach().to('cpu', torch.float64).numpy()
-        array[np.asarray(self.indices)] = host
-        self.indices.clear()
-        self.values.clear()
-
-
-class BufferedHistory:
-    """Descriptor for a history attribute: reading it first writes any buffered device values."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        if obj is None:
-            return self
-        array = obj.__dict__.get(self.name)
-        pending = obj.__dict__.get(_PENDING, {}).get(self.name)
-        if pending is not None and pending.values and array is not None:
-            pending.drain_into(array)
-        return array
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        obj.__dict__.get(_PENDING, {}).pop(self.name, None)
-        obj.__dict__[self.name] = value
-
-
-def push_history(obj: Any, name: str, index: int, value: torch.Tensor) -> None:
-    """Record `value` (a 0-d tensor, left on its device) as `obj.<name>[index]`."""
-    array = obj.__dict__.get(name)
-    if array is None:
-        raise ValueError(f'{type(obj).__name__}.{name} is None: there is no loader for it')
-    if index >= len(array):
-        raise IndexError(f'{type(obj).__name__}.{name} holds {len(array)} values and index {index} '
-                         'is past its end: did the data loader change length? call set_num_epochs '
-                         'or _init_history after changing datasets')
-    pending = obj.__dict__.setdefault(_PENDING, {}).setdefault(name, _Pending())
-    pending.indices.append(index)
-    pending.values.append(value.detach())
-
-
-def flush_histories(obj: Any) -> None:
-    """Copy every buffered device value into its array now (once an epoch, so buffers stay small)."""
-    for name, pending in obj.__dict__.get(_PENDING, {}).items():
-        array = obj.__dict__.get(name)
-        if pending.values and array is not None:
-            pending.drain_into(array)
 
 
 def history_names(obj: Any) -> list[str]:
@@ -135,69 +129,17 @@ def resize_histories(obj: Any, old_epochs: int, new_epochs: int, reinit: Callabl
         setattr(obj, name, value)
 
 
-# ---- declared histories: what a history file may set on a trainer
-_BASE_HISTORIES = (('loss_history', 'loss_iter'), ('val_loss_history', 'val_loss_iter'), ('acc_history', 'acc_iter'))
-_EPOCH_COUNTERS = ('cur_epoch', 'iter_per_epoch')
-MAX_COUNTER = 10 ** 12
-
-
 def declared_histories(obj: Any) -> dict[str, str | None]:
     """Every history `obj` holds, with the counter that indexes it (None where it has no counter of its own).
 
-    The base trainer's three are always declared; a subclass declares its own by allocating a
-    `*_history` attribute (an array, or None until it has data) in its `_init_history`, as old
-    subclasses did; its counter is the matching `*_iter` attribute when there is one.
+    Declared are the class's `HISTORIES` (the base trainer's three, and any a subclass adds), and
+    any `*_history` attribute a subclass allocates in its own `_init_history` (an array, or None
+    until it has data), as old subclasses did; its counter is the matching `*_iter` attribute when
+    there is one.
     """
-    declared: dict[str, str | None] = dict(_BASE_HISTORIES)
+    declared: dict[str, str | None] = {h.name: h.counter for h in getattr(type(obj), 'HISTORIES', TRAINER_HISTORIES)}
     for name in history_names(obj):
         if name not in declared and isinstance(vars(obj)[name], (np.ndarray, type(None))):
             counter = name[:-len('_history')] + '_iter'
             declared[name] = counter if counter in counter_names(obj) else None
     return declared
-
-
-class HistoryFileError(ValueError):
-    """A history file value that is not what its key declares: the message names the key."""
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) \
-        and 0 <= value <= MAX_COUNTER
-
-
-def _checked_array(key: str, value: Any, current: Any) -> np.ndarray | None:
-    if value is None:
-        return None
-    if not isinstance(value, np.ndarray) or value.dtype.kind not in 'biuf' or value.ndim < 1:
-        raise HistoryFileError(f'{key!r} must be a numeric numpy array or None, got {type(value).__name__} '
-                               f'{getattr(value, "dtype", "")}'.rstrip())
-    if isinstance(current, np.ndarray) and (value.ndim != current.ndim or value.shape[1:] != current.shape[1:]):
-        raise HistoryFileError(f'{key!r} has shape {value.shape}, this trainer keeps {current.shape}')
-    return np.array(value)  # an own, writable copy
-
-
-def checked_history_values(obj: Any, data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The values of a history file that `obj` declares, each checked; and the keys it does not declare.
-
-    Counters are integers from 0 to the length of their array; arrays are numeric numpy arrays (or
-    None) shaped like the trainer's own. Nothing is set here: the caller applies all or nothing.
-    """
-    declared = declared_histories(obj)
-    counters = {counter for counter in declared.values() if counter} | set(_EPOCH_COUNTERS)
-    values: dict[str, Any] = {}
-    unknown: list[str] = []
-    for key, value in data.items():
-        if key in declared:
-            values[key] = _checked_array(key, value, vars(obj).get(key))
-        elif key in counters:
-            if not _is_count(value):
-                raise HistoryFileError(f'{key!r} must be an integer from 0 to {MAX_COUNTER}, got {value!r}')
-            values[key] = int(value)
-        else:
-            unknown.append(str(key))
-    for name, counter in declared.items():
-        array = values.get(name, vars(obj).get(name))
-        count = values.get(counter) if counter else None
-        if count and array is not None and count > len(array):  # None: the counter indexes other arrays (a GAN's)
-            raise HistoryFileError(f'{counter!r} is {count} but {name!r} holds {len(array)} values')
-    return values, unknown

@@ -40,6 +40,8 @@ class RunState:
         logger: the Lightning logger made for this trainer, so all its `train()` calls share one event folder.
         bridge: the LightningModule of the run in progress (None between runs).
         quiet_history: a history write that only keeps the file as new as a checkpoint: not announced.
+        pending_history: device values waiting to be written into each history array (`device_buffer`).
+        capturable_before: while `cuda_graph=True` runs, each param group's own `capturable` setting.
     """
 
     position: RunPosition = field(default_factory=RunPosition)
@@ -48,3 +50,5 @@ class RunState:
     logger: Any = None
     bridge: Any = None
     quiet_history: bool = False
+    pending_history: dict[str, Any] = field(default_factory=dict)
+    capturable_before: list[bool] | None = None

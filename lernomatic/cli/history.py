@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from compat.codec.checkpoint import read_history
+from compat.codec.history_file import read_history
 from compat.errors import CheckpointError
 from lernomatic.cli.text import short_repr
 

@@ -8,46 +8,40 @@ histories.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
 from compat.codec.checkpoint import (
-    check_optimizer_state,
-    check_trainer_params,
     optimizer_state_to,
-    read_checkpoint,
-    read_history,
-    read_model_params,
-    write_checkpoint,
-    write_history,
 )
-from compat.codec.model_import import build_wrapper
-from compat.codec.resume import align_with_resume_point, read_resume_point, resume_record
-from compat.codec.rng import RngStateError, capture_rng_state, check_rng_state, restore_rng_state
-from compat.codec.safe_load import safe_load
-from compat.codec.schema import HISTORY_ARRAYS, HISTORY_COUNTERS
-from compat.codec.trust import loading
+from compat.codec.history_file import write_history
+from compat.codec.resume import align_with_resume_point
+from compat.codec.rng import restore_rng_state
+from compat.codec.trainer_files import (
+    apply_history_file,
+    read_model_only,
+    read_trainer_checkpoint,
+    save_trainer_checkpoint,
+    unchanged_on_error,
+)
 from compat.devices import torch_device
 from compat.distributed import is_rank_zero
-from compat.errors import CheckpointError, ConfigError
+from compat.errors import ConfigError
 from compat.logs import get_logger, say
 from compat.loop import bridge
 from compat.loop.bookkeeping import check_losses_finite, history_path, latest_accuracy
-from compat.loop.captured_step import portable_optimizer_state
 from compat.loop.preflight import check_first_batch
 from compat.optim import build_criterion, build_optimizer
 from compat.schedules import optimizer_momentum, schedule_value, set_optimizer_lr, set_optimizer_momentum
 from compat.state.histories import (
-    BufferedHistory,
-    HistoryFileError,
-    allocate,
-    checked_history_values,
-    declared_histories,
+    TRAINER_HISTORIES,
+    History,
     filled,
+    history_record,
+    init_histories,
+    install_history_attributes,
     resize_histories,
 )
 from compat.state.run_state import RunState
@@ -57,21 +51,6 @@ from lernomatic.train.options import TRAINER_PARAM_KEYS, check_option, resolve_o
 __all__ = ['Trainer']
 
 log = get_logger('trainer')
-
-
-@contextlib.contextmanager
-def _unchanged_on_error(trainer: Any, fname: str) -> Iterator[None]:
-    """Apply a file's contents all or nothing: on any failure the trainer is as it was, and the error
-    is a CheckpointError naming the file."""
-    before = dict(trainer.__dict__)
-    try:
-        yield
-    except Exception as error:
-        trainer.__dict__.clear()
-        trainer.__dict__.update(before)
-        if isinstance(error, CheckpointError):
-            raise
-        raise CheckpointError(f'{fname}: its contents do not fit a trainer: {type(error).__name__}: {error}') from error
 
 
 def _check_model(model: Any, owner: str) -> None:
@@ -99,10 +78,15 @@ class Trainer:
     """Trains a `LernomaticModel`; every documented kwarg, plus Lightning's accelerator, devices,
     strategy, precision, callbacks, logger and deterministic (see `lernomatic.train.options`)."""
 
-    # The three base histories may hold device values not yet copied; reading one copies them.
-    loss_history = BufferedHistory()
-    val_loss_history = BufferedHistory()
-    acc_history = BufferedHistory()
+    # The histories, declared once (compat.state.histories): allocation, resizing, the history file,
+    # what a loaded file may set and the device buffering all follow. A subclass may add its own
+    # (HISTORIES = Trainer.HISTORIES + (History('d_loss_history', None, 'train_loader'),)) or, as old
+    # subclasses did, allocate them in its _init_history.
+    HISTORIES: tuple[History, ...] = TRAINER_HISTORIES
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        install_history_attributes(cls)
 
     def __init__(self, model: Any = None, **kwargs: Any) -> None:
         self._run_state = RunState()
@@ -181,14 +165,9 @@ class Trainer:
                                   'smaller batch_size / val_batch_size or drop_last=False')
 
     def _init_history(self) -> None:
-        self.loss_iter = 0
-        self.val_loss_iter = 0
-        self.acc_iter = 0
-        self.loss_history = allocate(self.train_loader, self.num_epochs)
+        init_histories(self)
         # The original's formula, kept so files and trainer_params match it exactly.
         self.iter_per_epoch = int(len(self.train_loader) / self.num_epochs) if self.train_loader is not None else 0
-        self.val_loss_history = allocate(self.val_loader, self.num_epochs)
-        self.acc_history = allocate(self.val_loader, self.num_epochs)
 
     def _send_to_device(self) -> None:
         if self.model is not None:
@@ -366,13 +345,7 @@ class Trainer:
         """Write counters and every `*_history` array (a subclass's own too) in the original's layout."""
         if not is_rank_zero():
             return
-        record: dict[str, Any] = {key: getattr(self, key) for key in HISTORY_COUNTERS}
-        record.update({key: getattr(self, key) for key in HISTORY_ARRAYS})
-        for name, counter in declared_histories(self).items():
-            if name not in record:
-                record[name] = getattr(self, name)
-                if counter is not None:
-                    record[counter] = getattr(self, counter)
+        record = history_record(self)
         # said once an epoch; the writes that keep it as new as each checkpoint are not news
         say(log, self.verbose and not self._run_state.quiet_history, 'Saving history to %s', fname)
         write_history(fname, record)
@@ -385,20 +358,7 @@ class Trainer:
         Other keys are reported and ignored. After a checkpoint with a resume point was loaded,
         the counters are those of the checkpoint, so the two continue the run together.
         """
-        data = read_history(fname, trusted=trusted)
-        try:
-            values, unknown = checked_history_values(self, data)
-        except HistoryFileError as error:
-            raise CheckpointError(f'{fname}: {error}') from error
-        if unknown:
-            log.warning('%s: ignored key(s) %s: not part of the history of %s', fname, ', '.join(unknown),
-                        type(self).__name__)
-        for key, value in values.items():
-            if value is None and isinstance(getattr(self, key, None), np.ndarray):
-                continue  # nothing recorded there; keep this trainer's (empty) array
-            setattr(self, key, value)
-        if self._run_state.resume is not None:
-            align_with_resume_point(self, self._run_state.resume, history_file=fname)
+        apply_history_file(self, fname, trusted=trusted)
 
     # ---- checkpoints
     def get_trainer_params(self) -> dict[str, Any]:
@@ -425,8 +385,7 @@ class Trainer:
             return
         if self.model is None:
             raise ConfigError(f'{self!r} has no model to save')
-        position = self._run_state.position
-        if position.phase != 'idle':
+        if self._run_state.position.phase != 'idle':
             check_losses_finite(self)
             if self.save_hist:
                 self._run_state.quiet_history = True
@@ -435,11 +394,7 @@ class Trainer:
                 finally:
                     self._run_state.quiet_history = False
         say(log, self.verbose, 'Saving checkpoint (epoch %d) to %s', self.cur_epoch, fname)
-        counters = {counter: getattr(self, counter) for counter in declared_histories(self).values()
-                    if counter is not None and isinstance(getattr(self, counter, None), int)}
-        write_checkpoint(fname, self.model.get_params(), portable_optimizer_state(self.optimizer),
-                         self.get_trainer_params(), rng_state=capture_rng_state(),
-                         resume=resume_record(position, self.cur_epoch, counters, self.best_acc))
+        save_trainer_checkpoint(self, fname)
 
     def load_checkpoint(self, fname: str, trusted: bool = False, restore_rng: bool = True,
                         trusted_modules: list[str] | None = None) -> None:
@@ -456,35 +411,24 @@ class Trainer:
             trusted_modules: module prefixes (your model packages) the file may make us import,
                 beside this trainer's `trusted_modules` option (docs/reliability.md).
         """
-        with loading(fname, trusted, [*(self.trusted_modules or ()), *(trusted_modules or ())]):
-            data = read_checkpoint(fname, trusted=trusted)
-            check_trainer_params(data['trainer_params'], fname)
-            try:
-                rng = check_rng_state(data['rng_state']) if data.get('rng_state') is not None else None
-            except RngStateError as error:
-                raise CheckpointError(f"{fname}: ['rng_state']: {error}") from error
-            try:
-                point = read_resume_point(data.get('resume'), rng)
-            except ValueError as error:
-                raise CheckpointError(f"{fname}: ['resume']: {error}") from error
-            model = build_wrapper(read_model_params(data, fname), LernomaticModel)
-            check_optimizer_state(data['optim'], list(model.get_model_parameters()), fname)
-        with _unchanged_on_error(self, fname):
-            self.set_trainer_params(data['trainer_params'])
-            self.model = model
+        loaded = read_trainer_checkpoint(self, fname, LernomaticModel, trusted, trusted_modules)
+        with unchanged_on_error(self, fname):
+            self.set_trainer_params(loaded.data['trainer_params'])
+            self.model = loaded.model
             self._init_optimizer()
-            self.optimizer.load_state_dict(data['optim'])
+            self.optimizer.load_state_dict(loaded.data['optim'])
             self._send_to_device()
             optimizer_state_to(self.optimizer, self.device)
-        if restore_rng and point.rng_state is not None:
-            restore_rng_state(point.rng_state)  # now too: building the model above drew from the generator
-            self._run_state.resume = point
-            align_with_resume_point(self, point)
+        if restore_rng and loaded.point.rng_state is not None:
+            restore_rng_state(loaded.point.rng_state)  # now too: building the model above drew from the generator
+            self._run_state.resume = loaded.point
+            align_with_resume_point(self, loaded.point)
 
     def load_model_checkpoint(self, fname: str, trusted: bool = False,
                               trusted_modules: list[str] | None = None) -> None:
         """Restore the model alone; trainer params and optimizer are left as they are."""
-        with loading(fname, trusted, [*(self.trusted_modules or ()), *(trusted_modules or ())]):
-            model = build_wrapper(read_model_params(safe_load(fname, trusted=trusted), fname), LernomaticModel)
-        self.model = model
+        self.model = read_model_only(self, fname, LernomaticModel, trusted, trusted_modules)
         self._send_to_device()
+
+
+install_history_attributes(Trainer)

@@ -1,0 +1,90 @@
+"""What a history file may set on a trainer: its declared histories and counters, each checked.
+
+A history file is a dict of counters and numpy arrays (`compat.codec.schema`). Loading one sets
+only what the trainer declares (`compat.state.histories`); every value is checked for type and
+shape first, and other keys are reported, never set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from compat.codec.atomic import atomic_save
+from compat.codec.checkpoint import describe_contents
+from compat.codec.safe_load import safe_load
+from compat.codec.schema import HISTORY_KEYS
+from compat.errors import CheckpointError
+from compat.state.histories import declared_histories
+
+__all__ = ['HistoryFileError', 'checked_history_values', 'write_history', 'read_history', 'MAX_COUNTER']
+
+_EPOCH_COUNTERS = ('cur_epoch', 'iter_per_epoch')
+MAX_COUNTER = 10 ** 12
+
+
+class HistoryFileError(ValueError):
+    """A history file value that is not what its key declares: the message names the key."""
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) \
+        and 0 <= value <= MAX_COUNTER
+
+
+def _checked_array(key: str, value: Any, current: Any) -> np.ndarray | None:
+    if value is None:
+        return None
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in 'biuf' or value.ndim < 1:
+        raise HistoryFileError(f'{key!r} must be a numeric numpy array or None, got {type(value).__name__} '
+                               f'{getattr(value, "dtype", "")}'.rstrip())
+    if isinstance(current, np.ndarray) and (value.ndim != current.ndim or value.shape[1:] != current.shape[1:]):
+        raise HistoryFileError(f'{key!r} has shape {value.shape}, this trainer keeps {current.shape}')
+    return np.array(value)  # an own, writable copy
+
+
+def checked_history_values(obj: Any, data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The values of a history file that `obj` declares, each checked; and the keys it does not declare.
+
+    Counters are integers from 0 to the length of their array; arrays are numeric numpy arrays (or
+    None) shaped like the trainer's own. Nothing is set here: the caller applies all or nothing.
+    """
+    declared = declared_histories(obj)
+    counters = {counter for counter in declared.values() if counter} | set(_EPOCH_COUNTERS)
+    values: dict[str, Any] = {}
+    unknown: list[str] = []
+    for key, value in data.items():
+        if key in declared:
+            values[key] = _checked_array(key, value, vars(obj).get(key))
+        elif key in counters:
+            if not _is_count(value):
+                raise HistoryFileError(f'{key!r} must be an integer from 0 to {MAX_COUNTER}, got {value!r}')
+            values[key] = int(value)
+        else:
+            unknown.append(str(key))
+    for name, counter in declared.items():
+        array = values.get(name, vars(obj).get(name))
+        count = values.get(counter) if counter else None
+        if count and array is not None and count > len(array):  # None: the counter indexes other arrays (a GAN's)
+            raise HistoryFileError(f'{counter!r} is {count} but {name!r} holds {len(array)} values')
+    return values, unknown
+
+
+def write_history(fname: str | os.PathLike, record: dict[str, Any]) -> None:
+    """Write a history dict atomically (counters first, then arrays, as the original did)."""
+    atomic_save(dict(record), fname)
+
+
+def read_history(fname: str | os.PathLike, trusted: bool = False) -> dict[str, Any]:
+    """Read a history file safely and check that every documented key is present (values: `checked_history_values`)."""
+    data = safe_load(fname, trusted=trusted)
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f'{fname}: not a Lernomatic history file: it holds {describe_contents(data)}')
+    missing = [key for key in HISTORY_KEYS if key not in data]
+    if missing:
+        raise CheckpointError(f'{fname}: not a Lernomatic history file, missing key(s) {", ".join(missing)}: '
+                              f'it holds {describe_contents(data)}')
+    return dict(data)

@@ -1,0 +1,134 @@
+"""A trainer's own files: what its checkpoint holds, and reading a checkpoint or history file into it.
+
+The Lernomatic Trainer's `save_checkpoint`, `load_checkpoint`, `load_model_checkpoint` and
+`load_history` are thin calls into here. Reading validates the whole file first (every field,
+the classes it names, the optimizer state against the model it rebuilds); applying it is all or
+nothing: on any failure the trainer is as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from compat.codec.checkpoint import (
+    check_optimizer_state,
+    check_trainer_params,
+    portable_optimizer_state,
+    read_checkpoint,
+    read_model_params,
+    write_checkpoint,
+)
+from compat.codec.history_file import HistoryFileError, checked_history_values, read_history
+from compat.codec.model_import import build_wrapper
+from compat.codec.resume import ResumePoint, align_with_resume_point, read_resume_point, resume_record
+from compat.codec.rng import RngStateError, capture_rng_state, check_rng_state
+from compat.codec.safe_load import safe_load
+from compat.codec.trust import loading
+from compat.errors import CheckpointError
+from compat.logs import get_logger
+from compat.state.histories import declared_histories
+
+__all__ = ['LoadedCheckpoint', 'save_trainer_checkpoint', 'read_trainer_checkpoint', 'read_model_only',
+           'apply_history_file', 'unchanged_on_error']
+
+log = get_logger('files')
+
+
+def save_trainer_checkpoint(trainer: Any, fname: str) -> None:
+    """Write `{'model', 'optim', 'trainer_params', 'rng_state', 'resume'}` for `trainer`, atomically."""
+    counters = {counter: getattr(trainer, counter) for counter in declared_histories(trainer).values()
+                if counter is not None and isinstance(getattr(trainer, counter, None), int)}
+    state = trainer._run_state
+    write_checkpoint(fname, trainer.model.get_params(), portable_optimizer_state(trainer.optimizer,
+                                                                                 state.capturable_before),
+                     trainer.get_trainer_params(), rng_state=capture_rng_state(),
+                     resume=resume_record(state.position, trainer.cur_epoch, counters, trainer.best_acc))
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """A trainer checkpoint read and checked: its raw dict, the model it rebuilt, where to resume."""
+
+    data: dict[str, Any]
+    model: Any
+    point: ResumePoint
+
+
+def _policy(fname: Any, trusted: bool, trusted_modules: Iterable[str] | None, trainer: Any):
+    return loading(fname, trusted, [*(getattr(trainer, 'trusted_modules', None) or ()), *(trusted_modules or ())])
+
+
+def read_trainer_checkpoint(trainer: Any, fname: str, wrapper_base: type, trusted: bool = False,
+                            trusted_modules: Iterable[str] | None = None) -> LoadedCheckpoint:
+    """Read and check a whole trainer checkpoint for `trainer`, building its model off to the side.
+
+    Args:
+        trainer: the trainer it is for (its own `trusted_modules` apply too).
+        fname: the file.
+        wrapper_base: the `LernomaticModel` class (compat does not import lernomatic).
+        trusted: unpickle anything and import any module the file names.
+        trusted_modules: module prefixes the file may make us import.
+    """
+    with _policy(fname, trusted, trusted_modules, trainer):
+        data = read_checkpoint(fname, trusted=trusted)
+        check_trainer_params(data['trainer_params'], fname)
+        try:
+            rng = check_rng_state(data['rng_state']) if data.get('rng_state') is not None else None
+        except RngStateError as error:
+            raise CheckpointError(f"{fname}: ['rng_state']: {error}") from error
+        try:
+            point = read_resume_point(data.get('resume'), rng)
+        except ValueError as error:
+            raise CheckpointError(f"{fname}: ['resume']: {error}") from error
+        model = build_wrapper(read_model_params(data, fname), wrapper_base)
+        check_optimizer_state(data['optim'], list(model.get_model_parameters()), fname)
+    return LoadedCheckpoint(data, model, point)
+
+
+def read_model_only(trainer: Any, fname: str, wrapper_base: type, trusted: bool = False,
+                    trusted_modules: Iterable[str] | None = None) -> Any:
+    """The model a checkpoint holds, rebuilt and checked (for `load_model_checkpoint`)."""
+    with _policy(fname, trusted, trusted_modules, trainer):
+        return build_wrapper(read_model_params(safe_load(fname, trusted=trusted), fname), wrapper_base)
+
+
+def apply_history_file(trainer: Any, fname: str, trusted: bool = False) -> None:
+    """Set the declared counters and histories a history file holds on `trainer`, all or nothing.
+
+    Only what the trainer declares is set, each value checked for type and shape; other keys are
+    reported and ignored. After a checkpoint with a resume point, the counters are the checkpoint's.
+    """
+    data = read_history(fname, trusted=trusted)
+    try:
+        values, unknown = checked_history_values(trainer, data)
+    except HistoryFileError as error:
+        raise CheckpointError(f'{fname}: {error}') from error
+    if unknown:
+        log.warning('%s: ignored key(s) %s: not part of the history of %s', fname, ', '.join(unknown),
+                    type(trainer).__name__)
+    for key, value in values.items():
+        if value is None and isinstance(getattr(trainer, key, None), np.ndarray):
+            continue  # nothing recorded there; keep this trainer's (empty) array
+        setattr(trainer, key, value)
+    if trainer._run_state.resume is not None:
+        align_with_resume_point(trainer, trainer._run_state.resume, history_file=fname)
+
+
+@contextlib.contextmanager
+def unchanged_on_error(trainer: Any, fname: str) -> Iterator[None]:
+    """Apply a file's contents all or nothing: on any failure the trainer is as it was, and the error
+    is a CheckpointError naming the file."""
+    before = dict(trainer.__dict__)
+    try:
+        yield
+    except Exception as error:
+        trainer.__dict__.clear()
+        trainer.__dict__.update(before)
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(f'{fname}: its contents do not fit a trainer: {type(error).__name__}: {error}') from error
