@@ -32,6 +32,7 @@ from compat.codec.trust import loading
 from compat.errors import CheckpointError
 from compat.logs import get_logger
 from compat.state.histories import declared_histories
+from compat.state.protocol import LernomaticTrainer
 
 __all__ = ['LoadedCheckpoint', 'save_trainer_checkpoint', 'read_trainer_checkpoint', 'read_model_only',
            'apply_history_file', 'unchanged_on_error']
@@ -39,7 +40,7 @@ __all__ = ['LoadedCheckpoint', 'save_trainer_checkpoint', 'read_trainer_checkpoi
 log = get_logger('files')
 
 
-def save_trainer_checkpoint(trainer: Any, fname: str) -> None:
+def save_trainer_checkpoint(trainer: LernomaticTrainer, fname: str) -> None:
     """Write `{'model', 'optim', 'trainer_params', 'rng_state', 'resume'}` for `trainer`, atomically."""
     counters = {counter: getattr(trainer, counter) for counter in declared_histories(trainer).values()
                 if counter is not None and isinstance(getattr(trainer, counter, None), int)}
@@ -59,11 +60,11 @@ class LoadedCheckpoint:
     point: ResumePoint
 
 
-def _policy(fname: Any, trusted: bool, trusted_modules: Iterable[str] | None, trainer: Any):
+def _policy(fname: Any, trusted: bool, trusted_modules: Iterable[str] | None, trainer: LernomaticTrainer):
     return loading(fname, trusted, [*(getattr(trainer, 'trusted_modules', None) or ()), *(trusted_modules or ())])
 
 
-def read_trainer_checkpoint(trainer: Any, fname: str, wrapper_base: type, trusted: bool = False,
+def read_trainer_checkpoint(trainer: LernomaticTrainer, fname: str, wrapper_base: type, trusted: bool = False,
                             trusted_modules: Iterable[str] | None = None) -> LoadedCheckpoint:
     """Read and check a whole trainer checkpoint for `trainer`, building its model off to the side.
 
@@ -90,14 +91,14 @@ def read_trainer_checkpoint(trainer: Any, fname: str, wrapper_base: type, truste
     return LoadedCheckpoint(data, model, point)
 
 
-def read_model_only(trainer: Any, fname: str, wrapper_base: type, trusted: bool = False,
+def read_model_only(trainer: LernomaticTrainer, fname: str, wrapper_base: type, trusted: bool = False,
                     trusted_modules: Iterable[str] | None = None) -> Any:
     """The model a checkpoint holds, rebuilt and checked (for `load_model_checkpoint`)."""
     with _policy(fname, trusted, trusted_modules, trainer):
         return build_wrapper(read_model_params(safe_load(fname, trusted=trusted), fname), wrapper_base)
 
 
-def apply_history_file(trainer: Any, fname: str, trusted: bool = False) -> None:
+def apply_history_file(trainer: LernomaticTrainer, fname: str, trusted: bool = False) -> None:
     """Set the declared counters and histories a history file holds on `trainer`, all or nothing.
 
     Only what the trainer declares is set, each value checked for type and shape; other keys are
@@ -120,7 +121,7 @@ def apply_history_file(trainer: Any, fname: str, trusted: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def unchanged_on_error(trainer: Any, fname: str) -> Iterator[None]:
+def unchanged_on_error(trainer: LernomaticTrainer, fname: str) -> Iterator[None]:
     """Apply a file's contents all or nothing: on any failure the trainer is as it was, and the error
     is a CheckpointError naming the file."""
     before = dict(trainer.__dict__)

@@ -23,27 +23,28 @@ from compat.logs import epoch_label, get_logger, say
 from compat.loop.lightning_trainer import lightning_logger
 from compat.state.device_buffer import flush_histories, push_history
 from compat.state.histories import declared_histories
+from compat.state.protocol import LernomaticTrainer
 
 __all__ = ['LernomaticBookkeeping', 'end_of_epoch', 'iteration_checkpoint_path', 'best_checkpoint_path',
-           'history_path', 'emit_scalar', 'check_losses_finite', 'weights_finite']
+           'history_path', 'emit_scalar', 'check_losses_finite', 'weights_finite', 'before_checkpoint']
 
 log = get_logger('train')
 
 
-def iteration_checkpoint_path(legacy: Any) -> str:
+def iteration_checkpoint_path(legacy: LernomaticTrainer) -> str:
     return os.path.join(legacy.checkpoint_dir,
                         f'{legacy.checkpoint_name}_epoch_{legacy.cur_epoch}_iter_{legacy.loss_iter}.pkl')
 
 
-def best_checkpoint_path(legacy: Any) -> str:
+def best_checkpoint_path(legacy: LernomaticTrainer) -> str:
     return os.path.join(legacy.checkpoint_dir, f'best_{legacy.checkpoint_name}.pkl')
 
 
-def history_path(legacy: Any) -> str:
+def history_path(legacy: LernomaticTrainer) -> str:
     return os.path.join(legacy.checkpoint_dir, f'{legacy.checkpoint_name}_history.pkl')
 
 
-def emit_scalar(legacy: Any, tag: str, value: float, step: int) -> None:
+def emit_scalar(legacy: LernomaticTrainer, tag: str, value: float, step: int) -> None:
     """Write one point to the user's `tb_writer` and to the Lightning logger, on rank zero."""
     if not is_rank_zero():
         return
@@ -54,14 +55,14 @@ def emit_scalar(legacy: Any, tag: str, value: float, step: int) -> None:
         logger.log_metrics({tag: value}, step=step)
 
 
-def latest_accuracy(legacy: Any) -> float | None:
+def latest_accuracy(legacy: LernomaticTrainer) -> float | None:
     """The newest validation accuracy, None before the first validation."""
     if legacy.acc_history is None or legacy.acc_iter == 0:
         return None
     return float(legacy.acc_history[legacy.acc_iter - 1])
 
 
-def _should_stop(legacy: Any) -> bool:
+def _should_stop(legacy: LernomaticTrainer) -> bool:
     """`stop_when_acc` and `early_stop`, judged on the newest accuracy (the original read one slot too far)."""
     accuracy = latest_accuracy(legacy)
     if accuracy is None:
@@ -80,7 +81,7 @@ def _should_stop(legacy: Any) -> bool:
     return False
 
 
-def check_losses_finite(legacy: Any) -> None:
+def check_losses_finite(legacy: LernomaticTrainer) -> None:
     """Stop with the epoch and iteration of the first NaN / Inf training loss recorded since the last check.
 
     Reads the training histories (`loss_history`, and a hand-written loop's own loss arrays indexed
@@ -110,13 +111,31 @@ def check_losses_finite(legacy: Any) -> None:
     state.finite_upto = end
 
 
+def before_checkpoint(legacy: LernomaticTrainer) -> None:
+    """During a run, before a checkpoint is written: the NaN check, then the history file (when `save_hist`).
+
+    The history is written first so that it is never older than the newest checkpoint (an exact
+    resume needs both); that write is not announced, the epoch's own is.
+    """
+    state = legacy._run_state
+    if state.position.phase == 'idle':
+        return
+    check_losses_finite(legacy)
+    if legacy.save_hist:
+        state.quiet_history = True
+        try:
+            legacy.save_history(history_path(legacy))
+        finally:
+            state.quiet_history = False
+
+
 def weights_finite(model: Any) -> bool:
     """Whether every parameter of a LernomaticModel is finite (one device read)."""
     params = [p.detach() for p in model.get_model_parameters()]
     return not params or bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
 
 
-def end_of_epoch(legacy: Any) -> bool:
+def end_of_epoch(legacy: LernomaticTrainer) -> bool:
     """Check the stop rules, advance `cur_epoch`, save the history; True when training should stop.
 
     As in the original, a stopping epoch leaves `cur_epoch` where it is. The history is written
@@ -149,7 +168,7 @@ class LernomaticBookkeeping(lightning.Callback):
         finish_epochs: run `end_of_epoch` after each training epoch (False for a lone `train_epoch()`).
     """
 
-    def __init__(self, legacy: Any, eval_stages: list[str], hand_written: frozenset[str] = frozenset(),
+    def __init__(self, legacy: LernomaticTrainer, eval_stages: list[str], hand_written: frozenset[str] = frozenset(),
                  finish_epochs: bool = True) -> None:
         self.legacy = legacy
         self.eval_stages = eval_stages

@@ -40,6 +40,7 @@ from compat.loop.hand_written import EpochRunner, FedLoader
 from compat.loop.lightning_trainer import build_lightning_trainer, quiet_lightning
 from compat.loop.routed_optimizer import RoutedOptimizer, unwrap_optimizer
 from compat.loop.steps import lean_step_blockers
+from compat.state.protocol import LernomaticTrainer
 
 __all__ = ['EpochBridge', 'fit_epochs', 'run_train_epoch', 'run_eval_epoch', 'backward', 'STAGE_METHODS']
 
@@ -47,7 +48,7 @@ STAGE_METHODS = {'train': 'train_epoch', 'val': 'val_epoch', 'test': 'test_epoch
 _STAGE_LOADERS = {'train': 'train_loader', 'val': 'val_loader', 'test': 'test_loader'}
 
 
-def held_modules(legacy: Any) -> dict[str, torch.nn.Module]:
+def held_modules(legacy: LernomaticTrainer) -> dict[str, torch.nn.Module]:
     """Every `nn.Module` the trainer holds: its LernomaticModels' nets and plain modules, by attribute name."""
     found = {}
     for name, value in vars(legacy).items():
@@ -58,7 +59,7 @@ def held_modules(legacy: Any) -> dict[str, torch.nn.Module]:
     return found
 
 
-def held_optimizers(legacy: Any) -> dict[str, torch.optim.Optimizer]:
+def held_optimizers(legacy: LernomaticTrainer) -> dict[str, torch.optim.Optimizer]:
     """Every optimizer the trainer holds, by attribute name."""
     return {name: unwrap_optimizer(value) for name, value in vars(legacy).items()
             if isinstance(unwrap_optimizer(value), torch.optim.Optimizer)}
@@ -74,7 +75,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         hand_written: the stages whose epoch method the trainer's subclass overrides.
     """
 
-    def __init__(self, legacy: Any, eval_stages: list[str], hand_written: frozenset[str] = frozenset(),
+    def __init__(self, legacy: LernomaticTrainer, eval_stages: list[str], hand_written: frozenset[str] = frozenset(),
                  resume: ResumePoint | None = None) -> None:
         super().__init__()
         self.legacy = legacy
@@ -318,12 +319,12 @@ def _nothing() -> None:
     return None
 
 
-def _eval_stages(legacy: Any) -> list[str]:
+def _eval_stages(legacy: LernomaticTrainer) -> list[str]:
     return [stage for stage, loader in (('val', legacy.val_loader), ('test', legacy.test_loader)) if loader is not None]
 
 
 @contextlib.contextmanager
-def _session(legacy: Any, bridge: EpochBridge, verbose: bool) -> Iterator[None]:
+def _session(legacy: LernomaticTrainer, bridge: EpochBridge, verbose: bool) -> Iterator[None]:
     """Install the bridge for one run; afterwards restore the trainer's own objects on its device.
 
     Lightning's teardown moves modules and optimizer state to the CPU; old code goes on using
@@ -345,7 +346,7 @@ def _session(legacy: Any, bridge: EpochBridge, verbose: bool) -> Iterator[None]:
             optimizer_state_to(optimizer, legacy.device)
 
 
-def _finish_validated_epoch(legacy: Any, point: ResumePoint | None) -> tuple[ResumePoint | None, bool]:
+def _finish_validated_epoch(legacy: LernomaticTrainer, point: ResumePoint | None) -> tuple[ResumePoint | None, bool]:
     """A checkpoint written after its epoch's validation: do what that run did next (the end of the epoch).
 
     Returns the resume point left for the next epoch's start, and whether the stop rules ended the run.
@@ -357,7 +358,7 @@ def _finish_validated_epoch(legacy: Any, point: ResumePoint | None) -> tuple[Res
     return ResumePoint('idle', legacy.cur_epoch, 0, point.counters, point.best_acc, None, point.rng_state), stop
 
 
-def fit_epochs(legacy: Any, hand_written: frozenset[str] = frozenset()) -> None:
+def fit_epochs(legacy: LernomaticTrainer, hand_written: frozenset[str] = frozenset()) -> None:
     """Train from `legacy.cur_epoch` to `legacy.num_epochs` on Lightning's fit loop.
 
     A resume point left by `load_checkpoint` is used (once): the run continues where it was written.
@@ -380,7 +381,7 @@ def fit_epochs(legacy: Any, hand_written: frozenset[str] = frozenset()) -> None:
         trainer.fit(bridge)
 
 
-def run_train_epoch(legacy: Any) -> None:
+def run_train_epoch(legacy: LernomaticTrainer) -> None:
     """One training epoch alone, as a direct `train_epoch()` call does: no validation, no epoch end."""
     bridge = EpochBridge(legacy, [])
     with _session(legacy, bridge, legacy.verbose):
@@ -390,7 +391,7 @@ def run_train_epoch(legacy: Any) -> None:
         trainer.fit(bridge)
 
 
-def run_eval_epoch(legacy: Any, stage: str) -> None:
+def run_eval_epoch(legacy: LernomaticTrainer, stage: str) -> None:
     """One pass over the val ('val') or test ('test') loader, as a direct `val_epoch()` call does."""
     bridge = EpochBridge(legacy, [stage])
     with _session(legacy, bridge, legacy.verbose):
@@ -398,7 +399,7 @@ def run_eval_epoch(legacy: Any, stage: str) -> None:
         trainer.validate(bridge, dataloaders=bridge.val_dataloader(), verbose=False)
 
 
-def backward(legacy: Any, loss: torch.Tensor) -> None:
+def backward(legacy: LernomaticTrainer, loss: torch.Tensor) -> None:
     """`loss.backward()`, through Lightning (loss scaling under '16-mixed') while the trainer is training."""
     bridge = legacy._run_state.bridge
     if bridge is None or not bridge.hand_written_train:

@@ -24,6 +24,7 @@ from compat.logs import (
     show_warning_above_bar,
     verbosity,
 )
+from compat.state.protocol import LernomaticTrainer
 
 __all__ = ['lightning_devices', 'build_lightning_trainer', 'quiet_lightning', 'lightning_logger', 'EpochBar',
            'bar_can_draw']
@@ -43,7 +44,7 @@ _INTERNAL_DEPRECATIONS = (
 )
 
 
-def lightning_logger(legacy: Any) -> Any:
+def lightning_logger(legacy: LernomaticTrainer) -> Any:
     """The trainer's Lightning logger, made once so every `train()` call of a run writes one event folder."""
     if legacy.logger is not True:
         return legacy.logger or None
@@ -78,7 +79,7 @@ class EpochBar(TQDMProgressBar):
         legacy: the Lernomatic trainer whose `cur_epoch` and `num_epochs` the bar shows.
     """
 
-    def __init__(self, legacy: Any) -> None:
+    def __init__(self, legacy: LernomaticTrainer) -> None:
         super().__init__()
         self.legacy = legacy
 
@@ -111,7 +112,7 @@ class EpochBar(TQDMProgressBar):
         return items
 
 
-def build_lightning_trainer(legacy: Any, max_epochs: int, callbacks: list[Any],
+def build_lightning_trainer(legacy: LernomaticTrainer, max_epochs: int, callbacks: list[Any],
                             limit_val_batches: float | None = None, strategy: Any = None,
                             inference_mode: bool = True) -> lightning.Trainer:
     """A `lightning.Trainer` configured from a Lernomatic trainer's options.

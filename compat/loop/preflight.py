@@ -25,8 +25,9 @@ from torch.utils.data import IterableDataset, TensorDataset
 
 from compat.codec.rng import capture_rng_state, restore_rng_state
 from compat.errors import ConfigError
+from compat.state.protocol import LernomaticTrainer
 
-__all__ = ['check_first_batch', 'describe']
+__all__ = ['check_first_batch', 'check_loaders_have_batches', 'describe']
 
 # Losses that index the model's outputs with the target: a label outside them is an IndexError on
 # the CPU and a device-side assert on a GPU.
@@ -150,7 +151,8 @@ def _label_problem(labels: torch.Tensor, criterion: torch.nn.Module, num_outputs
             f'{skipped}. Renumber the labels from 0, or give the model more outputs')
 
 
-def _check_whole_label_tensors(legacy: Any, criterion: torch.nn.Module, output: torch.Tensor, num_outputs: int) -> None:
+def _check_whole_label_tensors(legacy: LernomaticTrainer, criterion: torch.nn.Module, output: torch.Tensor,
+                               num_outputs: int) -> None:
     """Every label of each TensorDataset the trainer holds (train, val, test): a cheap read, no sample loaded."""
     for name in ('train_loader', 'val_loader', 'test_loader'):
         loader = getattr(legacy, name, None)
@@ -163,7 +165,7 @@ def _check_whole_label_tensors(legacy: Any, criterion: torch.nn.Module, output: 
                               f'model output {describe(output)}:\n  {problem}')
 
 
-def check_first_batch(legacy: Any, hand_written: frozenset[str] = frozenset()) -> None:
+def check_first_batch(legacy: LernomaticTrainer, hand_written: frozenset[str] = frozenset()) -> None:
     """Run the first training batch through the model and the criterion; ConfigError if they do not fit.
 
     For the default training loop only: a subclass that overrides `train_epoch` ('train' in
@@ -206,3 +208,20 @@ def check_first_batch(legacy: Any, hand_written: frozenset[str] = frozenset()) -
             criterion(output, move_data_to_device(target, device))
         except Exception as error:
             raise ConfigError(f'{where}:\n  {_loss_name(criterion)} failed on them: {_error_line(error)}') from None
+
+
+def check_loaders_have_batches(legacy: LernomaticTrainer) -> None:
+    """A loader with no batches would train or validate on nothing: say so before any work."""
+    for name in ('train_loader', 'val_loader', 'test_loader'):
+        loader = getattr(legacy, name, None)
+        if not isinstance(loader, torch.utils.data.DataLoader) or loader.batch_size is None:
+            continue
+        try:
+            length = len(loader)
+        except TypeError:  # an IterableDataset without a length
+            continue
+        if length == 0:
+            size = len(loader.dataset)
+            raise ConfigError(f'{name} has no batches: its dataset holds {size} samples, fewer than its batch '
+                              f'size {loader.batch_size}, and drop_last=True drops the incomplete batch. Use a '
+                              'smaller batch_size / val_batch_size or drop_last=False')

@@ -33,7 +33,7 @@ from compat.kwargs import report_unknown_kwargs
 from compat.logs import verbosity_problem
 
 __all__ = ['Option', 'TRAINER_OPTIONS', 'LIGHTNING_OPTIONS', 'TRAINER_PARAM_KEYS', 'resolve_options',
-           'check_option']
+           'check_option', 'check_model_argument']
 
 
 def _rule(check: Check) -> Callable[[str, Any], None]:
@@ -210,3 +210,20 @@ def check_option(name: str, value: Any) -> None:
     option = TRAINER_OPTIONS.get(name) or LIGHTNING_OPTIONS[name]
     if option.check is not None:
         option.check(name, value)
+
+
+def check_model_argument(model: Any, owner: str) -> None:
+    """The model must be a LernomaticModel (or None): a bare nn.Module carries no metadata to rebuild it from."""
+    if isinstance(model, torch.nn.Module):
+        name = type(model).__name__
+        raise ConfigError(
+            f'{owner} got a torch.nn.Module ({name}) as its model: it takes a LernomaticModel, the wrapper that '
+            'names the classes a checkpoint rebuilds it from. Wrap it:\n'
+            '    from lernomatic.models import common\n'
+            f'    class {name}Model(common.LernomaticModel):\n'
+            '        def __init__(self, **kwargs):\n'
+            f'            self.net = {name}(...)\n'
+            f"            self.import_path = self.module_import_path = {type(model).__module__!r}  # where both live\n"
+            f"            self.model_name, self.module_name = '{name}Model', {name!r}")
+    if model is not None and not callable(getattr(model, 'get_model_parameters', None)):
+        raise ConfigError(f'{owner} got a {type(model).__name__} as its model: expected a LernomaticModel or None')

@@ -31,8 +31,8 @@ from compat.distributed import is_rank_zero
 from compat.errors import ConfigError
 from compat.logs import get_logger, say
 from compat.loop import bridge
-from compat.loop.bookkeeping import check_losses_finite, history_path, latest_accuracy
-from compat.loop.preflight import check_first_batch
+from compat.loop.bookkeeping import before_checkpoint, latest_accuracy
+from compat.loop.preflight import check_first_batch, check_loaders_have_batches
 from compat.optim import build_criterion, build_optimizer
 from compat.schedules import optimizer_momentum, schedule_value, set_optimizer_lr, set_optimizer_momentum
 from compat.state.histories import (
@@ -46,28 +46,11 @@ from compat.state.histories import (
 )
 from compat.state.run_state import RunState
 from lernomatic.models.common import LernomaticModel
-from lernomatic.train.options import TRAINER_PARAM_KEYS, check_option, resolve_options
+from lernomatic.train.options import TRAINER_PARAM_KEYS, check_model_argument, check_option, resolve_options
 
 __all__ = ['Trainer']
 
 log = get_logger('trainer')
-
-
-def _check_model(model: Any, owner: str) -> None:
-    """The model must be a LernomaticModel (or None): a bare nn.Module carries no metadata to rebuild it from."""
-    if isinstance(model, torch.nn.Module):
-        name = type(model).__name__
-        raise ConfigError(
-            f'{owner} got a torch.nn.Module ({name}) as its model: it takes a LernomaticModel, the wrapper that '
-            'names the classes a checkpoint rebuilds it from. Wrap it:\n'
-            '    from lernomatic.models import common\n'
-            f'    class {name}Model(common.LernomaticModel):\n'
-            '        def __init__(self, **kwargs):\n'
-            f'            self.net = {name}(...)\n'
-            f"            self.import_path = self.module_import_path = {type(model).__module__!r}  # where both live\n"
-            f"            self.model_name, self.module_name = '{name}Model', {name!r}")
-    if model is not None and not callable(getattr(model, 'get_model_parameters', None)):
-        raise ConfigError(f'{owner} got a {type(model).__name__} as its model: expected a LernomaticModel or None')
 
 
 def _overrides(instance: Any, name: str) -> bool:
@@ -90,7 +73,7 @@ class Trainer:
 
     def __init__(self, model: Any = None, **kwargs: Any) -> None:
         self._run_state = RunState()
-        _check_model(model, type(self).__name__)
+        check_model_argument(model, type(self).__name__)
         self.model = model
         for name, value in resolve_options(kwargs, type(self).__name__).items():
             setattr(self, name, value)
@@ -101,7 +84,7 @@ class Trainer:
         self._init_device()
         self._init_optimizer()
         self._init_dataloaders()
-        self._check_loaders()
+        check_loaders_have_batches(self)
         self._init_history()
         self._send_to_device()
         self.best_acc = 0.0
@@ -147,22 +130,6 @@ class Trainer:
         self.train_loader = self._make_loader(self.train_dataset, self.batch_size, self.shuffle)
         self.test_loader = self._make_loader(self.test_dataset, self.val_batch_size, self.shuffle)
         self.val_loader = self._make_loader(self.val_dataset, self.val_batch_size, False)
-
-    def _check_loaders(self) -> None:
-        """A loader with no batches would train or validate on nothing: say so before any work."""
-        for name in ('train_loader', 'val_loader', 'test_loader'):
-            loader = getattr(self, name, None)
-            if not isinstance(loader, torch.utils.data.DataLoader) or loader.batch_size is None:
-                continue
-            try:
-                length = len(loader)
-            except TypeError:  # an IterableDataset without a length
-                continue
-            if length == 0:
-                size = len(loader.dataset)
-                raise ConfigError(f'{name} has no batches: its dataset holds {size} samples, fewer than its batch '
-                                  f'size {loader.batch_size}, and drop_last=True drops the incomplete batch. Use a '
-                                  'smaller batch_size / val_batch_size or drop_last=False')
 
     def _init_history(self) -> None:
         init_histories(self)
@@ -261,7 +228,7 @@ class Trainer:
         check_option('batch_size', batch_size)
         self.batch_size = batch_size
         self._init_dataloaders()
-        self._check_loaders()
+        check_loaders_have_batches(self)
 
     def set_lr_scheduler(self, lr_scheduler: Any) -> None:
         check_option('lr_scheduler', lr_scheduler)
@@ -290,7 +257,7 @@ class Trainer:
         check_option(name, dataset)
         setattr(self, name, dataset)
         self._init_dataloaders()
-        self._check_loaders()
+        check_loaders_have_batches(self)
 
     def set_tb_writer(self, writer: Any) -> None:
         check_option('tb_writer', writer)
@@ -385,14 +352,7 @@ class Trainer:
             return
         if self.model is None:
             raise ConfigError(f'{self!r} has no model to save')
-        if self._run_state.position.phase != 'idle':
-            check_losses_finite(self)
-            if self.save_hist:
-                self._run_state.quiet_history = True
-                try:
-                    self.save_history(history_path(self))
-                finally:
-                    self._run_state.quiet_history = False
+        before_checkpoint(self)
         say(log, self.verbose, 'Saving checkpoint (epoch %d) to %s', self.cur_epoch, fname)
         save_trainer_checkpoint(self, fname)
 
