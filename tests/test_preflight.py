@@ -11,7 +11,7 @@ import torch.nn as nn
 from torch.utils.data import Dataset, TensorDataset
 
 from compat.errors import ConfigError
-from compat.loop import bridge
+from compat.loop import session
 from compat.loop.preflight import check_first_batch, describe
 from lernomatic.models import common
 from lernomatic.train.trainer import Trainer
@@ -113,7 +113,7 @@ def test_a_run_gives_exactly_the_numbers_it_gives_without_the_check(make_trainer
     checked = twin()
     checked.train()
     unchecked = twin()
-    bridge.fit_epochs(unchecked)  # what train() runs after the check
+    session.fit_epochs(unchecked)  # what train() runs after the check
     for name in ('loss_history', 'val_loss_history', 'acc_history'):
         assert np.array_equal(getattr(checked, name), getattr(unchecked, name)), name
     assert checked.train_dataset.reads == unchecked.train_dataset.reads + 20

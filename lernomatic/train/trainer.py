@@ -30,8 +30,9 @@ from compat.devices import torch_device
 from compat.distributed import is_rank_zero
 from compat.errors import ConfigError
 from compat.logs import get_logger, say
-from compat.loop import bridge
+from compat.loop import session
 from compat.loop.bookkeeping import before_checkpoint, latest_accuracy
+from compat.loop.bridge import STAGE_METHODS
 from compat.loop.preflight import check_first_batch, check_loaders_have_batches
 from compat.optim import build_criterion, build_optimizer
 from compat.schedules import optimizer_momentum, schedule_value, set_optimizer_lr, set_optimizer_momentum
@@ -162,11 +163,11 @@ class Trainer:
         check_first_batch(self, self._hand_written_stages())
         if self.save_every == -1:
             self._resolve_save_every()
-        bridge.fit_epochs(self, self._hand_written_stages())
+        session.fit_epochs(self, self._hand_written_stages())
 
     def _hand_written_stages(self) -> frozenset[str]:
         """The stages whose epoch method a subclass overrides: those run as coroutines fed by Lightning."""
-        return frozenset(stage for stage, method in bridge.STAGE_METHODS.items() if _overrides(self, method))
+        return frozenset(stage for stage, method in STAGE_METHODS.items() if _overrides(self, method))
 
     def _check_ready_to_train(self) -> None:
         if self.train_loader is None:
@@ -185,24 +186,24 @@ class Trainer:
     def backward(self, loss: Any) -> None:
         """`loss.backward()` for hand-written loops, routed through Lightning so that
         `precision='16-mixed'` can scale the loss; plain `loss.backward()` works for every other precision."""
-        bridge.backward(self, loss)
+        session.backward(self, loss)
 
     def train_epoch(self) -> None:
         """One epoch over `train_loader`: forward, loss, zero_grad, backward, step, record, per batch."""
         self._check_ready_to_train()
-        bridge.run_train_epoch(self)
+        session.run_train_epoch(self)
 
     def val_epoch(self) -> None:
         """One pass over `val_loader`: per-batch loss into `val_loss_history`, then accuracy into `acc_history`."""
         if self.val_loader is None:
             raise ConfigError(f'{self!r} has no validation data: pass val_dataset= or call set_val_dataset()')
-        bridge.run_eval_epoch(self, 'val')
+        session.run_eval_epoch(self, 'val')
 
     def test_epoch(self) -> None:
         """One pass over `test_loader`: mean loss and accuracy into `test_loss` / `test_acc` and TensorBoard."""
         if self.test_loader is None:
             raise ConfigError(f'{self!r} has no test data: pass test_dataset= or call set_test_dataset()')
-        bridge.run_eval_epoch(self, 'test')
+        session.run_eval_epoch(self, 'test')
 
     # ---- getters and setters
     def get_model(self) -> Any:
