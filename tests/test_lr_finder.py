@@ -20,7 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from compat.adapter import LernomaticModule
 from compat.errors import CheckpointError, ConfigError
-from lernomatic.param import lr_common
+from lernomatic.param import lr_common, lr_finder_fields
 
 from helpers import state_dicts_equal
 
@@ -423,7 +423,7 @@ def test_unknown_keys_are_ignored_never_set(tmp_path, caplog):
 
 
 @pytest.mark.parametrize(('changes', 'field'), [
-    ({'log_lr_history': [0.0] * (lr_common.MAX_HISTORY + 1)}, 'log_lr_history must be a list of at most'),
+    ({'log_lr_history': [0.0] * (lr_finder_fields.MAX_HISTORY + 1)}, 'log_lr_history must be a list of at most'),
     ({'acc_history': [0.1, 'x', 0.3, 0.4, 0.5, 0.6]}, 'acc_history must be a list'),
     ({'acc_history': [[0.1]] * 6}, 'acc_history must be a list'),
     ({'smooth_loss_history': [True] * 6}, 'smooth_loss_history must be a list'),
@@ -457,7 +457,7 @@ def test_files_that_are_not_finders_are_refused(tmp_path):
     with open(tmp_path / 'original.pkl', 'wb') as original:  # how the original library saved: plain pickle
         pickle.dump({'log_lr_history': [np.float64(-6.0)], 'module_name': 'LogFinder'}, original, protocol=3)
     with open(tmp_path / 'huge.pkl', 'wb') as huge:  # sparse: its size alone must refuse it, unread
-        huge.truncate(lr_common.MAX_FILE_BYTES + 1)
+        huge.truncate(lr_finder_fields.MAX_FILE_BYTES + 1)
     for name, message in (('list.pkl', 'holds a list'), ('partial.pkl', 'missing field'), ('cut.pkl', 'truncated'),
                           ('absent.pkl', 'no such file'), ('huge.pkl', 'too large for an LR finder file'),
                           ('original.pkl', 'weights-only loading refused it')):
