@@ -33,7 +33,7 @@ from compat.loop.captured_step import CapturedStep, captured_step_blockers
 from compat.loop.ddp import average_gradients
 from compat.loop.hand_written import EpochRunner, FedLoader
 from compat.loop.routed_optimizer import RoutedOptimizer, unwrap_optimizer
-from compat.loop.steps import lean_step_blockers
+from compat.loop.steps import lean_step_blockers, scales_loss
 from compat.state.protocol import LernomaticTrainer
 
 __all__ = ['EpochBridge', 'STAGE_METHODS', 'held_modules', 'held_optimizers']
@@ -255,9 +255,9 @@ class EpochBridge(FastHookName, lightning.LightningModule):
             restore_rng_state(point.rng_state)
 
     def _optimizer_step(self, optimizer: torch.optim.Optimizer, closure: Any, kwargs: dict) -> Any:
-        if self.trainer.precision == '16-mixed' and not self._scaled_backward:
-            raise ConfigError("precision='16-mixed' scales the loss: in a hand-written train_epoch call "
-                              'self.backward(loss) instead of loss.backward(), or use precision="bf16-mixed"')
+        if scales_loss(self.trainer) and not self._scaled_backward:
+            raise ConfigError(f'precision={self.trainer.precision!r} scales the loss: in a hand-written train_epoch '
+                              'call self.backward(loss) instead of loss.backward(), or use precision="bf16-mixed"')
         self._scaled_backward = False
         if self._direct_steps:  # nothing between backward and step needs Lightning: step as the user wrote it
             return self._counted_step(optimizer, closure, kwargs)

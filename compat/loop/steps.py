@@ -1,4 +1,9 @@
-"""When the default training step may skip Lightning's automatic-optimisation machinery.
+"""How a training step runs for each precision and strategy: the one place that decides.
+
+The default loop's step is chosen once per run (`EpochBridge.choose_step`): automatic
+optimisation, the lean step below, or the captured CUDA graph (`compat.loop.captured_step`, which
+adds its own conditions). A hand-written loop's plain `loss.backward()` works for every precision
+but one that scales the loss (`scales_loss`), where it must call `self.backward(loss)`.
 
 Lightning's automatic optimisation builds a closure and calls a dozen hooks per step; on small
 models that Python work, not the GPU, sets the pace. Where nothing listens to those hooks (plain
@@ -12,7 +17,12 @@ from __future__ import annotations
 import lightning
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
-__all__ = ['lean_step_blockers', 'overridden_hooks', 'LEAN_SKIPPED_HOOKS']
+__all__ = ['lean_step_blockers', 'overridden_hooks', 'scales_loss', 'LEAN_SKIPPED_HOOKS', 'PLAIN_PRECISION']
+
+# The precision under which a step is the plain forward, backward and step (no casting, no loss scale).
+PLAIN_PRECISION = '32-true'
+# Precisions whose backward must go through Lightning, which scales the loss (torch's GradScaler).
+LOSS_SCALING_PRECISIONS = ('16-mixed',)
 
 # The hooks that automatic optimisation calls and the lean step does not.
 LEAN_SKIPPED_HOOKS = ('on_before_zero_grad', 'on_before_backward', 'on_after_backward', 'on_before_optimizer_step')
@@ -31,9 +41,14 @@ def overridden_hooks(trainer: lightning.Trainer, hooks: tuple[str, ...]) -> list
 def lean_step_blockers(trainer: lightning.Trainer) -> list[str]:
     """Why the lean step cannot stand in for automatic optimisation on `trainer`; empty when it can."""
     blockers = []
-    if trainer.precision != '32-true':
+    if trainer.precision != PLAIN_PRECISION:
         blockers.append(f'precision {trainer.precision!r} needs Lightning to scale or cast the loss')
     if not isinstance(trainer.strategy, SingleDeviceStrategy):
         blockers.append(f'strategy {type(trainer.strategy).__name__} synchronises gradients in its backward')
     blockers += [f'{hook} must run inside the step' for hook in overridden_hooks(trainer, LEAN_SKIPPED_HOOKS)]
     return blockers
+
+
+def scales_loss(trainer: lightning.Trainer) -> bool:
+    """Whether `trainer`'s precision scales the loss, so a hand-written backward must go through Lightning."""
+    return trainer.precision in LOSS_SCALING_PRECISIONS
