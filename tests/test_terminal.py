@@ -28,7 +28,7 @@ from compat.loop.lightning_trainer import quiet_lightning
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS, ROWS = 100, 50
-OUR_MESSAGE = re.compile(r'\[TRAIN\]|\[VAL\]|\[TEST\]|Saving (history|checkpoint)|Finished epoch')
+OUR_MESSAGE = re.compile(r'\[TRAIN\]|\[VAL\]|\[TEST\]|Saving (history|checkpoint)|Finished epoch|\w+ data kept on')
 BAR_MARKS = ('%|', 'it/s', '█')
 LIGHTNING_LINES = ('GPU available', 'TPU available', 'Tip:', 'Trainable params', '| Name', 'LeafSpec',
                    'Trainer.fit` stopped')

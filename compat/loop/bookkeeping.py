@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import lightning
@@ -21,7 +22,7 @@ from compat.distributed import is_rank_zero
 from compat.errors import NonFiniteLossError
 from compat.logs import epoch_label, get_logger, say
 from compat.loop.lightning_trainer import lightning_logger
-from compat.state.device_buffer import flush_histories, push_history
+from compat.state.device_buffer import flush_histories, poll_history, push_history, stage_history
 from compat.state.histories import declared_histories
 from compat.state.protocol import LernomaticTrainer
 
@@ -81,23 +82,25 @@ def _should_stop(legacy: LernomaticTrainer) -> bool:
     return False
 
 
-def check_losses_finite(legacy: LernomaticTrainer) -> None:
+def check_losses_finite(legacy: LernomaticTrainer, upto: int | None = None) -> None:
     """Stop with the epoch and iteration of the first NaN / Inf training loss recorded since the last check.
 
     Reads the training histories (`loss_history`, and a hand-written loop's own loss arrays indexed
-    by `loss_iter`, such as a GAN's) from where the last check ended: one copy of the buffered
-    device values, so training adds no per-step work for it on the GPU. Called where a value is
-    read anyway: every `print_every` iterations, before each checkpoint, at the end of each epoch.
+    by `loss_iter`, such as a GAN's) from where the last check ended, so training adds no per-step
+    work for it on the GPU. Called where values are read anyway: when the values of a `print_every`
+    report have arrived on the host (`upto`: check only those, without waiting for later ones),
+    before each checkpoint and at the end of each epoch (everything, waiting for the copies).
     """
     state = legacy._run_state
-    start, end = state.finite_upto, legacy.loss_iter
+    start, end = state.finite_upto, legacy.loss_iter if upto is None else min(upto, legacy.loss_iter)
     if not legacy.stop_on_nonfinite or start >= end:
         return
     per_epoch = max(len(legacy.train_loader), 1) if legacy.train_loader is not None else 1
     for name, counter in declared_histories(legacy).items():
         if name != 'loss_history' and counter is not None:
             continue  # validation and accuracy histories, or histories with counters of their own
-        array = getattr(legacy, name, None)
+        # with `upto`, the values already on the host (no draining of the device buffer, no wait)
+        array = vars(legacy).get(name) if upto is not None else getattr(legacy, name, None)
         if not isinstance(array, np.ndarray) or array.ndim != 1 or array.dtype.kind != 'f':
             continue
         bad = np.flatnonzero(~np.isfinite(array[start:min(end, len(array))]))
@@ -158,6 +161,17 @@ def _as_loss(outputs: Any) -> torch.Tensor | None:
     return outputs if isinstance(outputs, torch.Tensor) else None
 
 
+@dataclass(frozen=True)
+class _Report:
+    """A `print_every` point to report once its loss has reached the host."""
+
+    loss_iter: int
+    batch_idx: int
+    num_batches: Any
+    epoch: int
+    schedules: dict[str, float]
+
+
 class LernomaticBookkeeping(lightning.Callback):
     """Runs a Lernomatic trainer's bookkeeping from Lightning's hooks.
 
@@ -176,6 +190,7 @@ class LernomaticBookkeeping(lightning.Callback):
         self.finish_epochs = finish_epochs
         self._eval_losses: dict[str, list[torch.Tensor]] = {}
         self._epoch_started = 0.0
+        self._reports: list[_Report] = []  # print_every points whose loss is on its way to the host
 
     # ---- training
     def on_train_epoch_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
@@ -194,37 +209,57 @@ class LernomaticBookkeeping(lightning.Callback):
             return
         push_history(legacy, 'loss_history', legacy.loss_iter, loss)
         legacy.loss_iter += 1
-        reporting = legacy.loss_iter % legacy.print_every == 0
-        saving = legacy.save_every > 0 and legacy.loss_iter % legacy.save_every == 0
-        if reporting or saving:
-            check_losses_finite(legacy)  # reads the device: only where a value is read anyway
-        if reporting:
-            value = loss.item()
-            pl_module.log('loss', value, prog_bar=True, logger=False)
-            self._report_training(value, batch_idx, trainer.num_training_batches)
-        if saving:
+        if legacy.loss_iter % legacy.print_every == 0:
+            # no read here: the loss is copied to the host without waiting, and reported when it has arrived
+            stage_history(legacy, 'loss_history')
+            self._reports.append(_Report(legacy.loss_iter, batch_idx, trainer.num_training_batches,
+                                         legacy.cur_epoch, self._schedule_values()))
+        if legacy.save_every > 0 and legacy.loss_iter % legacy.save_every == 0:
+            check_losses_finite(legacy)  # waits for the values: a checkpoint is about to be written anyway
             legacy.save_checkpoint(iteration_checkpoint_path(legacy))
+        if self._reports:  # the epoch's last batch waits: its reports come before validation's
+            self._deliver_reports(pl_module, wait=batch_idx + 1 >= trainer.num_training_batches)
         if legacy.lr_scheduler is not None:
             legacy.apply_lr_schedule()
         if legacy.mtm_scheduler is not None:
             legacy.apply_mtm_schedule()
 
-    def _report_training(self, loss: float, batch_idx: int, num_batches: Any) -> None:
+    def _schedule_values(self) -> dict[str, float]:
+        """The schedules' current values, by TensorBoard tag, to report with the loss of this iteration."""
         legacy = self.legacy
-        say(log, legacy.verbose, '[TRAIN] %s  iteration %d/%s  loss %.6f',
-            epoch_label(legacy.cur_epoch, legacy.num_epochs), batch_idx + 1, num_batches, loss)
-        emit_scalar(legacy, 'loss/train', loss, legacy.loss_iter)
+        values = {}
         for kind, scheduler in (('lr', legacy.lr_scheduler), ('mtm', legacy.mtm_scheduler)):
             if scheduler is not None:
                 value = legacy.get_learning_rate() if kind == 'lr' else legacy.get_momentum()
                 if value is not None:
-                    emit_scalar(legacy, f'schedule/{kind}_{scheduler!r}', float(value), legacy.loss_iter)
+                    values[f'schedule/{kind}_{scheduler!r}'] = float(value)
+        return values
+
+    def _deliver_reports(self, pl_module: lightning.LightningModule, wait: bool = False) -> None:
+        """Report each `print_every` point whose loss has reached the host (all of them when `wait`)."""
+        legacy = self.legacy
+        if wait:
+            flush_histories(legacy)
+        if not self._reports:
+            return
+        arrived = poll_history(legacy, 'loss_history')
+        array = vars(legacy)['loss_history']
+        while self._reports and self._reports[0].loss_iter <= arrived:
+            report = self._reports.pop(0)
+            check_losses_finite(legacy, upto=report.loss_iter)
+            loss = float(array[report.loss_iter - 1])  # the value loss.item() would have given, read without a wait
+            pl_module.log('loss', loss, prog_bar=True, logger=False)
+            say(log, legacy.verbose, '[TRAIN] %s  iteration %d/%s  loss %.6f',
+                epoch_label(report.epoch, legacy.num_epochs), report.batch_idx + 1, report.num_batches, loss)
+            emit_scalar(legacy, 'loss/train', loss, report.loss_iter)
+            for tag, value in report.schedules.items():
+                emit_scalar(legacy, tag, value, report.loss_iter)
 
     def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
         legacy = self.legacy
         if hasattr(pl_module, 'close_training_epoch'):
             pl_module.close_training_epoch()
-        flush_histories(legacy)
+        self._deliver_reports(pl_module, wait=True)
         check_losses_finite(legacy)
         say(log, legacy.verbose, 'Finished %s in %.2fs', epoch_label(legacy.cur_epoch, legacy.num_epochs),
             time.perf_counter() - self._epoch_started)

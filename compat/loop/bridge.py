@@ -29,14 +29,18 @@ from compat.lightning_internals import (
     run_validation_now,
     step_counters,
 )
+from compat.logs import get_logger, say
 from compat.loop.captured_step import CapturedStep, captured_step_blockers
 from compat.loop.ddp import average_gradients
+from compat.loop.device_data import DeviceTensorLoader, device_data_refusal
 from compat.loop.hand_written import EpochRunner, FedLoader
 from compat.loop.routed_optimizer import RoutedOptimizer, unwrap_optimizer
 from compat.loop.steps import lean_step_blockers, scales_loss
 from compat.state.protocol import LernomaticTrainer
 
 __all__ = ['EpochBridge', 'STAGE_METHODS', 'held_modules', 'held_optimizers']
+
+log = get_logger('train')
 
 STAGE_METHODS = {'train': 'train_epoch', 'val': 'val_epoch', 'test': 'test_epoch'}
 _STAGE_LOADERS = {'train': 'train_loader', 'val': 'val_loader', 'test': 'test_loader'}
@@ -89,6 +93,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         self.test_accuracy = TopOneAccuracy()
         self.runners = {stage: EpochRunner(getattr(legacy, STAGE_METHODS[stage])) for stage in hand_written}
         self._loaders = {stage: getattr(legacy, attr) for stage, attr in _STAGE_LOADERS.items()}
+        self._device_loaders: dict[str, Any] = {}
         self._routed: dict[str, RoutedOptimizer] = {}
         self._eval_stage = None
         self._ended_early = False
@@ -120,10 +125,25 @@ class EpochBridge(FastHookName, lightning.LightningModule):
 
     # ---- data
     def train_dataloader(self) -> Any:
-        return self._loaders['train']
+        return self._served('train')
 
     def val_dataloader(self) -> Any:
-        return [self._loaders[stage] for stage in self.eval_stages]
+        return [self._served(stage) for stage in self.eval_stages]
+
+    def _served(self, stage: str) -> Any:
+        """The loader Lightning iterates for `stage`: the trainer's, or its tensors kept on the device."""
+        if stage not in self._device_loaders:
+            loader = self._loaders[stage]
+            refusal = device_data_refusal(loader, self.device) if loader is not None else 'no loader'
+            if self.legacy.data_on_device and refusal is None and self.trainer.world_size == 1:
+                loader = DeviceTensorLoader(loader, self.device)
+                said = self.legacy._run_state.said
+                if 'device_data' not in said:
+                    said.add('device_data')
+                    say(log, self.legacy.verbose, '%s data kept on %s, batches gathered there in the DataLoader\'s '
+                        'order (data_on_device=False turns it off)', stage, self.device)
+            self._device_loaders[stage] = loader
+        return self._device_loaders[stage]
 
     def install(self) -> None:
         """Put fed loaders where the user's loops look for their loaders."""

@@ -103,7 +103,7 @@ def run_eval_epoch(legacy: LernomaticTrainer, stage: str) -> None:
     bridge = EpochBridge(legacy, [stage])
     with _session(legacy, bridge, legacy.verbose):
         trainer = build_lightning_trainer(legacy, 1, [LernomaticBookkeeping(legacy, [stage])])
-        trainer.validate(bridge, dataloaders=bridge.val_dataloader(), verbose=False)
+        trainer.validate(bridge, verbose=False)  # Lightning asks the bridge for its loaders once attached
 
 
 def backward(legacy: LernomaticTrainer, loss: torch.Tensor) -> None:

@@ -44,6 +44,7 @@ class LernomaticTrainer(Protocol):
     logger: Any
     deterministic: Any
     cuda_graph: bool
+    data_on_device: bool
     trusted_modules: list[str] | None
 
     # ---- what it trains with

@@ -42,6 +42,7 @@ class RunState:
         quiet_history: a history write that only keeps the file as new as a checkpoint: not announced.
         pending_history: device values waiting to be written into each history array (`device_buffer`).
         capturable_before: while `cuda_graph=True` runs, each param group's own `capturable` setting.
+        said: the once-a-trainer messages already given.
     """
 
     position: RunPosition = field(default_factory=RunPosition)
@@ -52,3 +53,4 @@ class RunState:
     quiet_history: bool = False
     pending_history: dict[str, Any] = field(default_factory=dict)
     capturable_before: list[bool] | None = None
+    said: set[str] = field(default_factory=set)

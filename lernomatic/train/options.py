@@ -170,6 +170,8 @@ TRAINER_OPTIONS: dict[str, Option] = {
                                 _rule(flag)),
     'strict': Option(None, 'unknown kwargs: True raises ConfigError, False warns; None: LERNOMATIC_STRICT decides',
                      _rule(optional_flag)),
+    'data_on_device': Option(True, 'keep a TensorDataset on the training device and gather batches there, in the '
+                             "DataLoader's order (when it fits, in one process)", _rule(flag)),
     'trusted_modules': Option(None, 'module prefixes (your model packages) that checkpoints loaded by this trainer '
                               'may make it import (docs/reliability.md)', _trusted_modules),
 }
