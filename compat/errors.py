@@ -18,9 +18,11 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite: the message names the epoch and iteration."""
 
 
-def close_names(name: str, choices: Iterable[str], limit: int = 3) -> str:
+def close_names(name: object, choices: Iterable[str], limit: int = 3) -> str:
     """A ' Did you mean ...?' hint listing the choices closest to a mistyped name, or ''."""
-    matches = difflib.get_close_matches(str(name), list(choices), n=limit, cutoff=0.6)
+    if not isinstance(name, str) or len(name) > 200:
+        return ''  # only a plausible typo of a name gets suggestions (and a file's value is never stringified)
+    matches = difflib.get_close_matches(name, list(choices), n=limit, cutoff=0.6)
     if not matches:
         return ''
     return ' Did you mean ' + ' or '.join(repr(m) for m in matches) + '?'

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from compat.errors import ConfigError, close_names
+from compat.text import short_repr
 
 __all__ = ['criterion_class', 'optimizer_class', 'build_criterion', 'build_optimizer']
 
@@ -33,8 +34,8 @@ def criterion_class(loss_function: Any) -> type:
     losses = _loss_classes()
     found = losses.get(loss_function) if isinstance(loss_function, str) else None
     if found is None:
-        raise ConfigError(f'loss_function={loss_function!r} is not a loss class in torch.nn.'
-                          f'{close_names(str(loss_function), losses)}')
+        raise ConfigError(f'loss_function={short_repr(loss_function)} is not a loss class in torch.nn.'
+                          f'{close_names(loss_function, losses)}')
     return found
 
 
@@ -43,8 +44,8 @@ def optimizer_class(optim_function: Any) -> type:
     optimizers = _optimizer_classes()
     found = optimizers.get(optim_function) if isinstance(optim_function, str) else None
     if found is None:
-        raise ConfigError(f'optim_function={optim_function!r} is not an optimizer in torch.optim.'
-                          f'{close_names(str(optim_function), optimizers)}')
+        raise ConfigError(f'optim_function={short_repr(optim_function)} is not an optimizer in torch.optim.'
+                          f'{close_names(optim_function, optimizers)}')
     return found
 
 

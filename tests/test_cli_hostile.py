@@ -76,8 +76,11 @@ def deep_file(tmp_path_factory):
 
 # ---- inspect: bounded walk
 def test_inspect_survives_a_list_nested_100k_deep(deep_file):
+    """Refused before reading (safe loading bounds the nesting); trusted, the walk itself stays bounded."""
+    assert_user_error(lernomatic('inspect', deep_file, check=False, timeout=HANG), deep_file,
+                      'nested deeper than 64 levels')
     for level in ('3', '100'):
-        run = lernomatic('inspect', deep_file, '--show-data', '--max-level', level, timeout=HANG)
+        run = lernomatic('inspect', deep_file, '--trusted', '--show-data', '--max-level', level, timeout=HANG)
         lines = run.stdout.splitlines()
         assert lines[1] == "    'deep': list (1 items)"
         assert len(lines) == 2 + int(level) and run.stderr == ''  # the top, then levels 1..N, then 'loss_iter'
@@ -203,7 +206,9 @@ def test_deeply_nested_history_value_is_refused(tmp_path, deep_file):
     history = tmp_path / 'deep_history.pkl'
     _save_deeply_nested(_history(acc_history=_deep_list(100_000)), history)
     for args in (('plot', history, '-o', tmp_path / 'x.png'), ('tensorboard', history, '--no-serve')):
-        assert_user_error(lernomatic(*args, check=False, timeout=HANG), history, 'acc_history is a list')
+        assert_user_error(lernomatic(*args, check=False, timeout=HANG), history, 'nested deeper than 64 levels')
+        trusted = lernomatic(*args, '--trusted', check=False, timeout=HANG)  # read, then its value refused
+        assert_user_error(trusted, history, 'acc_history is a list')
 
 
 @pytest.mark.parametrize('values', [np.full(30, np.inf), np.full(30, np.nan), np.full(30, 1e308)],
@@ -223,7 +228,7 @@ def test_convert_refuses_malformed_checkpoints(tmp_path):
                                                'module_import_path': 'm'}, 'optim': {}, 'trainer_params': {}},
                                     "entry 'w' is a str: a state dict maps names to tensors"),
         'bad_lightning.ckpt': ({'state_dict': [1], 'pytorch-lightning_version': '2.0'},
-                               "['state_dict']: expected names and tensors"),
+                               "['state_dict']: expected parameter names and tensors"),
     }
     for name, (content, reason) in cases.items():
         torch.save(content, tmp_path / name)

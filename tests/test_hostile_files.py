@@ -138,7 +138,8 @@ def test_hostile_model_metadata_runs_nothing_through_every_loader(make_trainer, 
                 load(path)
             message = str(refusal.value)
             named = name.startswith('zoo') or path.stem in message  # a dict from the user's own torch.load: no file
-            assert named and "['model']" in message, (what, name, message)
+            field = "['state_dict']" if name.endswith('(.ckpt)') and "['state_dict']" in message else "['model']"
+            assert named and field in message, (what, name, message)  # a .ckpt's weights sit under state_dict
     assert not victims['marker'].exists(), 'a payload ran'
     assert victims['file'].read_text() == 'precious' and (victims['dir'] / 'keep.txt').is_file()
     assert 'evil' not in sys.modules and 'antigravity' not in sys.modules

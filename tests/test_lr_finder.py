@@ -460,6 +460,6 @@ def test_files_that_are_not_finders_are_refused(tmp_path):
         huge.truncate(lr_finder_fields.MAX_FILE_BYTES + 1)
     for name, message in (('list.pkl', 'holds a list'), ('partial.pkl', 'missing field'), ('cut.pkl', 'truncated'),
                           ('absent.pkl', 'no such file'), ('huge.pkl', 'too large for an LR finder file'),
-                          ('original.pkl', 'weights-only loading refused it')):
+                          ('original.pkl', 'not a torch.save file: neither a zip archive')):
         with pytest.raises(CheckpointError, match=message):
             lr_common.LogFinder(None).load(tmp_path / name)

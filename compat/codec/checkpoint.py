@@ -9,10 +9,9 @@ write and we read what it wrote.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 
 from compat.codec.atomic import atomic_save
@@ -21,18 +20,11 @@ from compat.codec.safe_load import safe_load
 from compat.codec.schema import CHECKPOINT_KEYS, HISTORY_KEYS, TRAINER_PARAMS, is_lightning_checkpoint
 from compat.codec.trust import current_policy
 from compat.errors import CheckpointError
+from compat.text import short_repr
 
 __all__ = ['write_checkpoint', 'read_checkpoint', 'read_model_params', 'check_trainer_params',
-           'check_optimizer_state', 'optimizer_state_to', 'portable_optimizer_state', 'describe_contents',
+           'optimizer_state_to', 'portable_optimizer_state', 'describe_contents',
            'field_error']
-
-MAX_OPTIMIZER_ENTRIES = 1_000_000
-# Optimizer state kept element-wise per parameter by torch.optim (Adam, SGD, RMSprop, Adagrad, ...): these
-# must have the parameter's shape. Other state (LBFGS's flat history, Adafactor's factored variances)
-# has shapes of its own.
-_PER_ELEMENT_STATE = frozenset({'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq', 'momentum_buffer', 'square_avg',
-                                'grad_avg', 'acc_delta', 'sum', 'ax', 'prev', 'step_size', 'exp_inf'})
-
 
 def field_error(fname: Any, field: str, reason: str) -> CheckpointError:
     """The one shape of a refusal: the file, the field, what is wrong."""
@@ -98,69 +90,8 @@ def check_trainer_params(params: Any, fname: Any, field: str = "['trainer_params
     for key, check in TRAINER_PARAMS.items():
         reason = check(params[key]) if key in params else None
         if reason:
-            raise field_error(fname, f'{field}[{key!r}]', f'{params[key]!r} {reason}')
+            raise field_error(fname, f'{field}[{key!r}]', f'{short_repr(params[key])} {reason}')
     return dict(params)
-
-
-def _plain_hyperparameter(value: Any) -> bool:
-    if isinstance(value, (bool, int, float, str, type(None), np.number, np.bool_)):
-        return True
-    if isinstance(value, torch.Tensor):
-        return value.dim() == 0
-    return isinstance(value, (tuple, list)) and len(value) <= 16 and all(_plain_hyperparameter(v) for v in value)
-
-
-def _optimizer_state_value(value: Any) -> bool:
-    if isinstance(value, torch.Tensor) or _plain_hyperparameter(value):
-        return True
-    return isinstance(value, (list, tuple)) and len(value) <= 10_000 and all(
-        isinstance(v, torch.Tensor) or _plain_hyperparameter(v) for v in value)
-
-
-def check_optimizer_state(state: Any, params: Sequence[torch.Tensor] | None, fname: Any,
-                          field: str = "['optim']") -> None:
-    """`optimizer.state_dict()` from a file, checked against the parameters it is for, before loading it.
-
-    Args:
-        state: the stored state dict.
-        params: the parameters the optimizer steps, in `state_dict` order; None checks the structure alone.
-        fname: the file, for error messages.
-        field: where `state` sits in the file.
-    """
-    if not isinstance(state, Mapping) or not isinstance(state.get('state'), Mapping) \
-            or not isinstance(state.get('param_groups'), (list, tuple)):
-        raise field_error(fname, field, "expected an optimizer state dict with 'state' and 'param_groups'")
-    indices: list[int] = []
-    for number, group in enumerate(state['param_groups']):
-        where = f"{field}['param_groups'][{number}]"
-        if not isinstance(group, Mapping) or not isinstance(group.get('params'), (list, tuple)):
-            raise field_error(fname, where, "expected a dict with a 'params' list")
-        if not all(isinstance(i, int) and not isinstance(i, bool) for i in group['params']):
-            raise field_error(fname, f"{where}['params']", 'parameter ids must be integers')
-        indices += group['params']
-        for key, value in group.items():
-            if key != 'params' and (not isinstance(key, str) or not _plain_hyperparameter(value)):
-                raise field_error(fname, f'{where}[{key!r}]', f'a {type(value).__name__} is not a hyperparameter')
-    if len(set(indices)) != len(indices):
-        raise field_error(fname, f"{field}['param_groups']", 'names a parameter twice')
-    if params is not None and len(indices) != len(params):
-        raise field_error(fname, f"{field}['param_groups']", f'covers {len(indices)} parameter tensors, '
-                          f'the model has {len(params)}')
-    shape_of = {index: None if params is None else tuple(param.shape)
-                for index, param in zip(indices, params if params is not None else indices, strict=True)}
-    if len(state['state']) > MAX_OPTIMIZER_ENTRIES:
-        raise field_error(fname, f"{field}['state']", 'too many entries')
-    for index, entry in state['state'].items():
-        where = f"{field}['state'][{index!r}]"
-        if index not in shape_of or not isinstance(entry, Mapping):
-            raise field_error(fname, where, 'not the state of one of the parameters')
-        for key, value in entry.items():
-            if key in _PER_ELEMENT_STATE and isinstance(value, torch.Tensor) and shape_of[index] is not None \
-                    and tuple(value.shape) != shape_of[index]:
-                raise field_error(fname, f'{where}[{key!r}]', f'shape {tuple(value.shape)} but the parameter '
-                                  f'has {shape_of[index]}')
-            if not _optimizer_state_value(value):
-                raise field_error(fname, f'{where}[{key!r}]', f'a {type(value).__name__} is not optimizer state')
 
 
 def portable_optimizer_state(optimizer: torch.optim.Optimizer, capturable_before: list[bool] | None = None,

@@ -19,6 +19,7 @@ from compat.codec.safe_load import safe_load
 from compat.codec.schema import HISTORY_KEYS
 from compat.errors import CheckpointError
 from compat.state.histories import declared_histories
+from compat.text import short_repr
 
 __all__ = ['HistoryFileError', 'checked_history_values', 'write_history', 'read_history', 'MAX_COUNTER']
 
@@ -39,14 +40,14 @@ def _checked_array(key: str, value: Any, current: Any) -> np.ndarray | None:
     if value is None:
         return None
     if not isinstance(value, np.ndarray) or value.dtype.kind not in 'biuf' or value.ndim < 1:
-        raise HistoryFileError(f'{key!r} must be a numeric numpy array or None, got {type(value).__name__} '
+        raise HistoryFileError(f'{short_repr(key)} must be a numeric numpy array or None, got {type(value).__name__} '
                                f'{getattr(value, "dtype", "")}'.rstrip())
     if isinstance(current, np.ndarray) and (value.ndim != current.ndim or value.shape[1:] != current.shape[1:]):
-        raise HistoryFileError(f'{key!r} has shape {value.shape}, this trainer keeps {current.shape}')
+        raise HistoryFileError(f'{short_repr(key)} has shape {value.shape}, this trainer keeps {current.shape}')
     return np.array(value)  # an own, writable copy
 
 
-def checked_history_values(obj: Any, data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def checked_history_values(obj: Any, data: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     """The values of a history file that `obj` declares, each checked; and the keys it does not declare.
 
     Counters are integers from 0 to the length of their array; arrays are numeric numpy arrays (or
@@ -55,16 +56,17 @@ def checked_history_values(obj: Any, data: dict[str, Any]) -> tuple[dict[str, An
     declared = declared_histories(obj)
     counters = {counter for counter in declared.values() if counter} | set(_EPOCH_COUNTERS)
     values: dict[str, Any] = {}
-    unknown: list[str] = []
+    unknown: list[Any] = []
     for key, value in data.items():
         if key in declared:
             values[key] = _checked_array(key, value, vars(obj).get(key))
         elif key in counters:
             if not _is_count(value):
-                raise HistoryFileError(f'{key!r} must be an integer from 0 to {MAX_COUNTER}, got {value!r}')
+                raise HistoryFileError(f'{short_repr(key)} must be an integer from 0 to {MAX_COUNTER}, '
+                                       f'got {short_repr(value)}')
             values[key] = int(value)
         else:
-            unknown.append(str(key))
+            unknown.append(key)
     for name, counter in declared.items():
         array = values.get(name, vars(obj).get(name))
         count = values.get(counter) if counter else None

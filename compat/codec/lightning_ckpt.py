@@ -8,10 +8,13 @@ ride along under `lernomatic_model` / `lernomatic_trainer_params`, so a round tr
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Any
+
+import torch
 
 from compat.codec.schema import (
     CHECKPOINT_KEYS,
@@ -50,11 +53,17 @@ def lightning_from_lernomatic(data: Mapping[str, Any], fname: Any = 'checkpoint'
     }
 
 
-def _optimizer_steps(optim_state: Mapping[str, Any]) -> int:
-    for state in optim_state.get('state', {}).values():
+def _optimizer_steps(optim_state: Any) -> int:
+    """The optimizer's step count (Lightning's global_step): 0 where the state keeps none a count can be read from."""
+    states = optim_state.get('state') if isinstance(optim_state, Mapping) else None
+    for state in (states.values() if isinstance(states, Mapping) else ()):
         step = state.get('step') if isinstance(state, Mapping) else None
-        if step is not None:
-            return int(step)
+        try:
+            count = float(step)  # a tensor or a number; anything else is no count
+        except (TypeError, ValueError, RuntimeError):
+            continue
+        if math.isfinite(count) and 0 <= count < 2 ** 62:
+            return int(count)
     return 0
 
 
@@ -66,19 +75,29 @@ def lernomatic_from_lightning(data: Mapping[str, Any], defaults: Mapping[str, An
     """
     if not is_lightning_checkpoint(data):
         raise CheckpointError(f'{fname}: not a Lightning checkpoint (no state_dict / pytorch-lightning_version)')
+    state_dict = data['state_dict']
+    if not isinstance(state_dict, Mapping) or not all(isinstance(key, str) and isinstance(value, torch.Tensor)
+                                                      for key, value in state_dict.items()):
+        raise CheckpointError(f"{fname}: ['state_dict']: expected parameter names and tensors")
     meta = data.get('lernomatic_model')
     if not isinstance(meta, Mapping):
         raise CheckpointError(f"{fname}: has no 'lernomatic_model' metadata: it was not written by "
                               'compat.adapter.LernomaticModule, so the model to rebuild is unknown')
-    weights = OrderedDict((key[len(NET_PREFIX):], value) for key, value in data['state_dict'].items()
+    weights = OrderedDict((key[len(NET_PREFIX):], value) for key, value in state_dict.items()
                           if key.startswith(NET_PREFIX))
     if not weights:
         raise CheckpointError(f"{fname}: its state_dict has no '{NET_PREFIX}*' tensors")
     optimizers = data.get('optimizer_states') or []
+    if not isinstance(optimizers, (list, tuple)):
+        raise CheckpointError(f"{fname}: ['optimizer_states']: expected a list, got {type(optimizers).__name__}")
     if len(optimizers) != 1:
         raise CheckpointError(f'{fname}: expected one optimizer state, found {len(optimizers)}')
+    stored_params = data.get('lernomatic_trainer_params') or {}
+    if not isinstance(stored_params, Mapping):
+        raise CheckpointError(f"{fname}: ['lernomatic_trainer_params']: expected a dict, "
+                              f'got {type(stored_params).__name__}')
     params = dict(defaults)
-    params.update(data.get('lernomatic_trainer_params') or {})
+    params.update(stored_params)
     if 'lernomatic_trainer_params' not in data or 'cur_epoch' not in data['lernomatic_trainer_params']:
         from compat.lightning_internals import finished_epochs
 

@@ -20,6 +20,7 @@ import torch
 from compat.codec.schema import MODEL_KEYS
 from compat.codec.trust import LoadPolicy, current_policy, is_trusted_module, module_name, resolve_class
 from compat.errors import CheckpointError
+from compat.text import short_repr
 
 __all__ = ['ModelMetadata', 'check_model_params', 'check_plain_value', 'model_classes', 'build_wrapper', 'rebuild_net',
            'load_state_dict_checked']
@@ -58,8 +59,9 @@ def check_plain_value(value: Any, field: str, policy: LoadPolicy | None = None) 
         elif isinstance(item, dict):
             for key, element in item.items():
                 if not isinstance(key, str):
-                    raise _error(policy, where, f'key {key!r} is a {type(key).__name__}: keys must be strings')
-                walk(element, f'{where}[{key!r}]', depth + 1)
+                    raise _error(policy, where,
+                                 f'key {short_repr(key)} is a {type(key).__name__}: keys must be strings')
+                walk(element, f'{where}[{short_repr(key)}]', depth + 1)
         else:
             raise _error(policy, where, f'a {type(item).__module__}.{type(item).__qualname__}: only numbers, '
                          'strings, bools, None and lists/tuples/dicts of them may be stored')
@@ -90,7 +92,7 @@ def check_model_params(params: Any, field: str = "['model']", policy: LoadPolicy
     for key, value in state.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise _error(policy, f"{field}['model_state_dict']",
-                         f'entry {key!r} is a {type(value).__name__}: a state dict maps names to tensors')
+                         f'entry {short_repr(key)} is a {type(value).__name__}: a state dict maps names to tensors')
     for key in ('model_import_path', 'module_import_path'):
         module_name(params[key], f'{field}[{key!r}]', policy)
     for key in ('model_name', 'module_name'):

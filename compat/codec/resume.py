@@ -24,6 +24,7 @@ from compat.codec.rng import RngStateError, check_rng_state
 from compat.logs import get_logger
 from compat.state.histories import declared_histories
 from compat.state.run_state import PHASES
+from compat.text import short_repr
 
 if TYPE_CHECKING:
     from compat.state.run_state import RunPosition
@@ -57,7 +58,7 @@ def resume_record(position: RunPosition, epoch: int, counters: Mapping[str, int]
 def _count(record: Mapping[str, Any], key: str) -> int:
     value = record.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10 ** 12:
-        raise ValueError(f'{key!r} must be an integer >= 0, got {value!r}')
+        raise ValueError(f'{key!r} must be an integer >= 0, got {short_repr(value)}')
     return value
 
 
@@ -80,7 +81,7 @@ def read_resume_point(record: Any, rng: dict[str, Any] | None) -> ResumePoint:
         raise ValueError(f'unknown key(s) {sorted(map(str, unknown))}')
     phase = record.get('phase')
     if phase not in PHASES:
-        raise ValueError(f"'phase' must be one of {PHASES}, got {phase!r}")
+        raise ValueError(f"'phase' must be one of {PHASES}, got {short_repr(phase)}")
     counters = record.get('counters', {})
     if not isinstance(counters, Mapping) or len(counters) > 1000 or not all(
             isinstance(k, str) and k.endswith('_iter') for k in counters):
@@ -88,7 +89,7 @@ def read_resume_point(record: Any, rng: dict[str, Any] | None) -> ResumePoint:
     checked_counters = {name: _count(counters, name) for name in counters}
     best_acc = record.get('best_acc', 0.0)
     if isinstance(best_acc, bool) or not isinstance(best_acc, (int, float)) or not math.isfinite(best_acc):
-        raise ValueError(f"'best_acc' must be a finite number, got {best_acc!r}")
+        raise ValueError(f"'best_acc' must be a finite number, got {short_repr(best_acc)}")
     epoch_rng = record.get('epoch_rng_state')
     try:
         epoch_rng = check_rng_state(epoch_rng) if epoch_rng is not None else None

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from compat.text import short_repr
+
 __all__ = ['capture_rng_state', 'restore_rng_state', 'check_rng_state', 'RngStateError']
 
 _MT_WORDS = 624
@@ -73,7 +75,7 @@ def _numpy_state(value: Any) -> tuple:
         raise RngStateError(f"'numpy' must be a dict, got {type(value).__name__}")
     algorithm, keys, pos, has_gauss, cached = parts
     if algorithm != 'MT19937':
-        raise RngStateError(f"'numpy' algorithm must be 'MT19937', got {algorithm!r}")
+        raise RngStateError(f"'numpy' algorithm must be 'MT19937', got {short_repr(algorithm)}")
     if isinstance(keys, torch.Tensor):
         keys = keys.numpy() if keys.dtype == torch.int64 and keys.dim() == 1 else None
     if not isinstance(keys, np.ndarray) or keys.shape != (_MT_WORDS,) or keys.dtype.kind not in 'iu':

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from compat.codec.prescan import PrescanError, prescan
 from compat.errors import CheckpointError
 
 __all__ = ['register_numpy_safe_globals', 'safe_load', 'SAFE_LOADING_IS_SOUND']
@@ -117,6 +118,11 @@ def safe_load(fname: str | os.PathLike, trusted: bool = False, map_location: Any
         warnings.warn(f'torch {torch.__version__} has known holes in weights-only loading '
                       '(CVE-2025-32434, CVE-2026-24747): load files from untrusted sources only '
                       'with torch >= 2.10', RuntimeWarning, stacklevel=2)
+    if not trusted:
+        try:
+            prescan(path)
+        except PrescanError as error:
+            raise CheckpointError(f'{path}: {error}') from None
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='.*Detected pickle protocol.*')  # a plain pickle: refused below

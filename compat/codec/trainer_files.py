@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from compat.codec.checkpoint import (
-    check_optimizer_state,
     check_trainer_params,
     portable_optimizer_state,
     read_checkpoint,
@@ -25,14 +24,17 @@ from compat.codec.checkpoint import (
 )
 from compat.codec.history_file import HistoryFileError, checked_history_values, read_history
 from compat.codec.model_import import build_wrapper
+from compat.codec.optimizer_state import checked_optimizer_state
 from compat.codec.resume import ResumePoint, align_with_resume_point, read_resume_point, resume_record
 from compat.codec.rng import RngStateError, capture_rng_state, check_rng_state
 from compat.codec.safe_load import safe_load
 from compat.codec.trust import loading
 from compat.errors import CheckpointError
 from compat.logs import get_logger
+from compat.optim import optimizer_class
 from compat.state.histories import declared_histories
 from compat.state.protocol import LernomaticTrainer
+from compat.text import short_repr
 
 __all__ = ['LoadedCheckpoint', 'save_trainer_checkpoint', 'read_trainer_checkpoint', 'read_model_only',
            'apply_history_file', 'unchanged_on_error']
@@ -77,7 +79,7 @@ def read_trainer_checkpoint(trainer: LernomaticTrainer, fname: str, wrapper_base
     """
     with _policy(fname, trusted, trusted_modules, trainer):
         data = read_checkpoint(fname, trusted=trusted)
-        check_trainer_params(data['trainer_params'], fname)
+        params = check_trainer_params(data['trainer_params'], fname)
         try:
             rng = check_rng_state(data['rng_state']) if data.get('rng_state') is not None else None
         except RngStateError as error:
@@ -87,8 +89,9 @@ def read_trainer_checkpoint(trainer: LernomaticTrainer, fname: str, wrapper_base
         except ValueError as error:
             raise CheckpointError(f"{fname}: ['resume']: {error}") from error
         model = build_wrapper(read_model_params(data, fname), wrapper_base)
-        check_optimizer_state(data['optim'], list(model.get_model_parameters()), fname)
-    return LoadedCheckpoint(data, model, point)
+        optimizer = optimizer_class(params.get('optim_function', trainer.optim_function))
+        optim = checked_optimizer_state(data['optim'], optimizer, list(model.get_model_parameters()), fname)
+    return LoadedCheckpoint({**data, 'optim': optim}, model, point)
 
 
 def read_model_only(trainer: LernomaticTrainer, fname: str, wrapper_base: type, trusted: bool = False,
@@ -109,9 +112,10 @@ def apply_history_file(trainer: LernomaticTrainer, fname: str, trusted: bool = F
         values, unknown = checked_history_values(trainer, data)
     except HistoryFileError as error:
         raise CheckpointError(f'{fname}: {error}') from error
-    if unknown:
-        log.warning('%s: ignored key(s) %s: not part of the history of %s', fname, ', '.join(unknown),
-                    type(trainer).__name__)
+    if unknown:  # the file's key names: bounded and escaped, never raw control characters on a terminal
+        shown = ', '.join(short_repr(key, 40) for key in unknown[:10]) + (f' and {len(unknown) - 10} more'
+                                                                          if len(unknown) > 10 else '')
+        log.warning('%s: ignored key(s) %s: not part of the history of %s', fname, shown, type(trainer).__name__)
     for key, value in values.items():
         if value is None and isinstance(getattr(trainer, key, None), np.ndarray):
             continue  # nothing recorded there; keep this trainer's (empty) array

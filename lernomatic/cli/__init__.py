@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from compat.errors import CheckpointError  # light: the standard library only
+from compat.text import one_line
 from lernomatic.cli.paths import CommandError, check_input, check_output
-from lernomatic.cli.text import one_line
 
 __all__ = ['main', 'build_parser']
 

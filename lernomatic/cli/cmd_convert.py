@@ -12,17 +12,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from compat.codec.atomic import atomic_save
-from compat.codec.checkpoint import check_optimizer_state, check_trainer_params, read_model_params
+from compat.codec.checkpoint import check_trainer_params, read_model_params
 from compat.codec.lightning_ckpt import lernomatic_from_lightning, lightning_from_lernomatic
 from compat.codec.model_import import model_classes
+from compat.codec.optimizer_state import checked_optimizer_state
 from compat.codec.safe_load import safe_load
 from compat.codec.schema import CHECKPOINT_KEYS, HISTORY_KEYS, is_lightning_checkpoint
 from compat.codec.trust import loading
 from compat.errors import CheckpointError
-from lernomatic.cli.text import short_repr
+from compat.optim import optimizer_class
+from compat.text import short_repr
 from lernomatic.models.common import LernomaticModel
 
 __all__ = ['run']
@@ -38,29 +38,16 @@ def _holds(data: Any) -> str:
     return f'a dict with keys {", ".join(keys)}{", ..." if len(data) > 8 else ""}'
 
 
-def _check_lernomatic(data: Mapping[str, Any], fname: Path) -> None:
-    """Everything a loader would check, short of building the model: fields, kinds, the classes it names."""
+def _checked_lernomatic(data: Mapping[str, Any], fname: Path) -> dict[str, Any]:
+    """Everything a loader would check, short of building the model: fields, kinds, the classes it names.
+
+    Returns the checkpoint to write: its optimizer state as a loader would take it (checked_optimizer_state).
+    """
     meta = read_model_params(data, fname)
-    check_trainer_params(data['trainer_params'], fname)
-    check_optimizer_state(data['optim'], None, fname)
+    params = check_trainer_params(data['trainer_params'], fname)
     model_classes(meta, LernomaticModel)
-
-
-def _check_lightning(data: Mapping[str, Any], fname: Path) -> None:
-    """The same for an adapter `.ckpt`: its weights, the Lernomatic metadata and params it carries, one optimizer."""
-    state = data['state_dict']
-    if not isinstance(state, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                                 for k, v in state.items()):
-        raise CheckpointError(f"{fname}: ['state_dict']: expected names and tensors")
-    check_trainer_params(data.get('lernomatic_trainer_params', {}), fname, "['lernomatic_trainer_params']",
-                         complete=False)
-    optimizers = data.get('optimizer_states', [])
-    if not isinstance(optimizers, (list, tuple)):
-        raise CheckpointError(f"{fname}: ['optimizer_states']: expected a list, got {type(optimizers).__name__}")
-    for index, optimizer in enumerate(optimizers):
-        check_optimizer_state(optimizer, None, fname, f"['optimizer_states'][{index}]")
-    if isinstance(data.get('lernomatic_model'), Mapping):
-        model_classes({'model_state_dict': {}, **data['lernomatic_model']}, LernomaticModel, "['lernomatic_model']")
+    optimizer = optimizer_class(params['optim_function']) if 'optim_function' in params else None
+    return {**data, 'optim': checked_optimizer_state(data['optim'], optimizer, None, fname)}
 
 
 def _trainer_defaults() -> dict[str, Any]:
@@ -87,11 +74,12 @@ def _convert(args: argparse.Namespace) -> int:
     data = safe_load(args.input, trusted=args.trusted)
     try:
         if is_lightning_checkpoint(data):
-            _check_lightning(data, args.input)
-            converted, kind = lernomatic_from_lightning(data, _trainer_defaults(), args.input), 'Lernomatic checkpoint'
+            plain = lernomatic_from_lightning(data, _trainer_defaults(), args.input)
+            converted = _checked_lernomatic(plain, args.input)
+            kind = 'Lernomatic checkpoint'
         elif isinstance(data, Mapping) and all(key in data for key in CHECKPOINT_KEYS):
-            _check_lernomatic(data, args.input)
-            converted, kind = lightning_from_lernomatic(data, args.input), 'Lightning checkpoint'
+            converted = lightning_from_lernomatic(_checked_lernomatic(data, args.input), args.input)
+            kind = 'Lightning checkpoint'
         else:
             raise CheckpointError(f'{args.input}: neither a Lernomatic trainer checkpoint (keys model, optim, '
                                   f'trainer_params) nor a Lightning .ckpt: it holds {_holds(data)}')

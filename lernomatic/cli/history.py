@@ -18,7 +18,7 @@ import torch
 
 from compat.codec.history_file import read_history
 from compat.errors import CheckpointError
-from lernomatic.cli.text import short_repr
+from compat.text import short_repr
 
 __all__ = ['Curves', 'read_curves', 'MAX_POINTS']
 

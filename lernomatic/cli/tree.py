@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lernomatic.cli.text import SCALARS, short_repr
+from compat.text import SCALARS, short_repr
 
 __all__ = ['tree_lines', 'MAX_CHILDREN']
 

@@ -1,0 +1,183 @@
+"""An optimizer's state from a file, checked against the optimizer and the parameters it is for.
+
+`optimizer.state_dict()` is `{'state': {index: {key: value}}, 'param_groups': [{hyperparameter: value,
+'params': [index, ...]}]}`. From a stranger's file, every part is checked before `load_state_dict`:
+the state keys each torch optimizer keeps (`STATE_KEYS`), tensors plain (dense, contiguous, on the
+CPU, of the parameter's shape where they are per element), counters single values, and the
+hyperparameters valid for that optimizer (a scratch instance is built with them, so torch's own
+checks run). How to compute (`foreach`, `fused`, `capturable`, `differentiable`) is this
+machine's choice, not the file's: those flags come from the optimizer's defaults.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from compat.errors import CheckpointError
+from compat.text import short_repr
+
+__all__ = ['STATE_KEYS', 'IMPLEMENTATION_FLAGS', 'plain_tensor_problem', 'checked_optimizer_state']
+
+MAX_STATE_ENTRIES = 1_000_000
+MAX_LIST_STATE = 10_000
+
+# The state torch.optim's optimizers keep per parameter: (kept element-wise, shaped like the parameter;
+# single values). LBFGS keeps its whole history under its first parameter: no shapes of its own.
+STATE_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    'Adam': (frozenset({'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'}), frozenset({'step'})),
+    'AdamW': (frozenset({'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'}), frozenset({'step'})),
+    'SparseAdam': (frozenset({'exp_avg', 'exp_avg_sq'}), frozenset({'step'})),
+    'Adamax': (frozenset({'exp_avg', 'exp_inf'}), frozenset({'step'})),
+    'NAdam': (frozenset({'exp_avg', 'exp_avg_sq'}), frozenset({'step', 'mu_product'})),
+    'RAdam': (frozenset({'exp_avg', 'exp_avg_sq'}), frozenset({'step'})),
+    'SGD': (frozenset({'momentum_buffer'}), frozenset()),
+    'Muon': (frozenset({'momentum_buffer'}), frozenset()),
+    'RMSprop': (frozenset({'square_avg', 'momentum_buffer', 'grad_avg'}), frozenset({'step'})),
+    'Adagrad': (frozenset({'sum'}), frozenset({'step'})),
+    'Adadelta': (frozenset({'square_avg', 'acc_delta'}), frozenset({'step'})),
+    'ASGD': (frozenset({'ax'}), frozenset({'step', 'eta', 'mu'})),
+    'Rprop': (frozenset({'prev', 'step_size'}), frozenset({'step'})),
+    'Adafactor': (frozenset({'variance'}), frozenset({'step'})),  # plus row_var / col_var, shaped by factors
+}
+_FACTORED = frozenset({'row_var', 'col_var'})
+_LBFGS = frozenset({'func_evals', 'n_iter', 'al', 'd', 't', 'old_dirs', 'old_stps', 'ro', 'H_diag',
+                    'prev_flat_grad', 'prev_loss'})
+IMPLEMENTATION_FLAGS = ('foreach', 'fused', 'capturable', 'differentiable')
+_KEPT_EXTRA_GROUP_KEYS = frozenset({'initial_lr'})  # torch's LR schedulers add it
+
+
+def plain_tensor_problem(tensor: torch.Tensor) -> str | None:
+    """Why a tensor from a file is not a plain one (None when it is): sparse, quantized, meta, a view trick."""
+    if tensor.layout != torch.strided or tensor.is_quantized or tensor.is_meta or tensor.device.type != 'cpu':
+        return f'a {tensor.layout} {tensor.dtype} tensor on {tensor.device}: only dense tensors are read'
+    if not tensor.is_contiguous():
+        return 'a tensor whose memory does not match its shape (a strided or expanded view)'
+    if tensor.requires_grad or type(tensor) is not torch.Tensor:
+        return f'a {type(tensor).__name__} that is not a plain tensor'
+    return None
+
+
+def _error(fname: Any, where: str, reason: str) -> CheckpointError:
+    return CheckpointError(f'{fname}: {where}: {reason}')
+
+
+def _number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _hyperparameter(value: Any) -> bool:
+    """A number, bool, None, short string, or a flat tuple/list of up to four of them: nothing else is one."""
+    if value is None or isinstance(value, bool) or _number(value):
+        return True
+    if isinstance(value, str):
+        return len(value) <= 100
+    if isinstance(value, torch.Tensor):
+        return value.dim() == 0 and plain_tensor_problem(value) is None
+    return isinstance(value, (tuple, list)) and len(value) <= 4 and all(
+        v is None or isinstance(v, bool) or _number(v) for v in value)
+
+
+def _check_value(fname: Any, where: str, key: Any, value: Any, shape: tuple[int, ...] | None,
+                 element_wise: bool) -> None:
+    if isinstance(value, torch.Tensor):
+        problem = plain_tensor_problem(value)
+        if problem:
+            raise _error(fname, where, problem)
+        if element_wise and shape is not None and tuple(value.shape) != shape:
+            raise _error(fname, where, f'shape {tuple(value.shape)} but the parameter has {shape}')
+        if not element_wise and key not in _LBFGS | _FACTORED and value.dim() != 0:
+            raise _error(fname, where, f'a {tuple(value.shape)} tensor where one value belongs')
+    elif isinstance(value, (list, tuple)) and key in _LBFGS:
+        if len(value) > MAX_LIST_STATE or not all(v is None or isinstance(v, torch.Tensor)
+                                                  and plain_tensor_problem(v) is None or _number(v) for v in value):
+            raise _error(fname, where, 'a list that is not of plain tensors and numbers')
+    elif not _number(value) and not (value is None and key in _LBFGS):
+        raise _error(fname, where, f'{short_repr(value)} is not optimizer state')
+
+
+def _checked_group(fname: Any, where: str, group: Any, optimizer_class: type | None) -> dict[str, Any]:
+    if not isinstance(group, Mapping) or not isinstance(group.get('params'), (list, tuple)):
+        raise _error(fname, where, "expected a dict with a 'params' list")
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in group['params']):
+        raise _error(fname, f"{where}['params']", 'parameter ids must be integers')
+    names = group.get('param_names')
+    if names is not None and (not isinstance(names, (list, tuple)) or len(names) != len(group['params'])
+                              or not all(isinstance(n, str) and len(n) <= 1000 for n in names)):
+        raise _error(fname, f"{where}['param_names']", 'expected one short name per parameter')
+    for key, value in group.items():
+        if key not in ('params', 'param_names') and (not isinstance(key, str) or not _hyperparameter(value)):
+            raise _error(fname, f'{where}[{short_repr(key)}]', f'{short_repr(value)} is not a hyperparameter')
+    if optimizer_class is None:
+        return dict(group)
+    scratch_param = torch.zeros(1, 1, requires_grad=True)  # a matrix: Muon takes nothing else
+    fresh = optimizer_class([scratch_param])
+    known = set(fresh.defaults)
+    accepted = set(inspect.signature(optimizer_class.__init__).parameters)
+    hyper = {key: value for key, value in group.items()
+             if key in known and key in accepted and key not in IMPLEMENTATION_FLAGS}
+    try:
+        optimizer_class([scratch_param], **hyper)  # torch's own checks of each value (lr >= 0, betas in [0, 1) ...)
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise _error(fname, where, f'not valid for {optimizer_class.__name__}: {short_repr(str(error), 200)}') from None
+    kept = {key: value for key, value in group.items() if key in known or key in _KEPT_EXTRA_GROUP_KEYS}
+    kept.update({flag: fresh.defaults[flag] for flag in IMPLEMENTATION_FLAGS if flag in fresh.defaults})
+    kept['params'] = list(group['params'])
+    if names is not None:
+        kept['param_names'] = list(names)
+    return kept
+
+
+def checked_optimizer_state(state: Any, optimizer_class: type | None, params: Sequence[torch.Tensor] | None,
+                            fname: Any, field: str = "['optim']") -> dict[str, Any]:
+    """The optimizer state to load, every part checked; a CheckpointError names the part otherwise.
+
+    Args:
+        state: the stored `optimizer.state_dict()`.
+        optimizer_class: the optimizer it is for (its state keys and hyperparameters are checked), or None.
+        params: the parameters the optimizer steps, in `state_dict` order; None checks the structure alone.
+        fname: the file, for error messages.
+        field: where `state` sits in the file.
+
+    Returns:
+        A copy to load: the groups' implementation flags are the optimizer's defaults, unknown group keys dropped.
+    """
+    if not isinstance(state, Mapping) or not isinstance(state.get('state'), Mapping) \
+            or not isinstance(state.get('param_groups'), (list, tuple)) or len(state['param_groups']) > 10_000:
+        raise _error(fname, field, "expected an optimizer state dict with 'state' and 'param_groups'")
+    groups = [_checked_group(fname, f"{field}['param_groups'][{number}]", group, optimizer_class)
+              for number, group in enumerate(state['param_groups'])]
+    indices = [index for group in groups for index in group['params']]
+    if len(set(indices)) != len(indices):
+        raise _error(fname, f"{field}['param_groups']", 'names a parameter twice')
+    if params is not None and len(indices) != len(params):
+        raise _error(fname, f"{field}['param_groups']", f'covers {len(indices)} parameter tensors, '
+                     f'the model has {len(params)}')
+    shape_of = {index: None if params is None else tuple(param.shape)
+                for index, param in zip(indices, params if params is not None else indices, strict=True)}
+    if len(state['state']) > MAX_STATE_ENTRIES:
+        raise _error(fname, f"{field}['state']", 'too many entries')
+    name = optimizer_class.__name__ if optimizer_class is not None else None
+    element_wise, single = STATE_KEYS.get(name, (frozenset(), frozenset())) if name else (frozenset(), frozenset())
+    allowed = element_wise | single | (_FACTORED if name == 'Adafactor' else frozenset()) | \
+        (_LBFGS if name == 'LBFGS' else frozenset())
+    for index, entry in state['state'].items():
+        where = f"{field}['state'][{short_repr(index)}]"
+        if index not in shape_of or not isinstance(entry, Mapping):
+            raise _error(fname, where, 'not the state of one of the parameters')
+        for key, value in entry.items():
+            if name in STATE_KEYS or name == 'LBFGS':
+                if key not in allowed:
+                    raise _error(fname, f'{where}[{short_repr(key)}]', f'{name} keeps no such state')
+            _check_value(fname, f'{where}[{short_repr(key)}]', key, value, shape_of[index], key in element_wise)
+    return {'state': dict(state['state']), 'param_groups': groups}
