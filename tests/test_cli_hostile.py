@@ -235,3 +235,18 @@ def test_convert_refuses_malformed_checkpoints(tmp_path):
         run = lernomatic('convert', tmp_path / name, tmp_path / 'out.ckpt', check=False, timeout=HANG)
         assert_user_error(run, tmp_path / name, reason)
     assert not (tmp_path / 'out.ckpt').exists()
+
+
+def test_plot_does_not_write_through_a_link_planted_beside_the_history(tmp_path):
+    """A downloaded run folder with run.png -> ~/.bashrc: the default output is refused, the target untouched."""
+    victim = tmp_path / 'bashrc'
+    victim.write_text('precious')
+    run_folder = tmp_path / 'downloaded'
+    run_folder.mkdir()
+    torch.save(_history(), run_folder / 'run.pkl')
+    (run_folder / 'run.png').symlink_to(victim)
+    run = lernomatic('plot', run_folder / 'run.pkl', check=False, timeout=HANG)
+    assert_user_error(run, run_folder / 'run.png', 'is a symbolic link beside the history file')
+    assert victim.read_text() == 'precious'
+    lernomatic('plot', run_folder / 'run.pkl', '-o', tmp_path / 'chosen.png', timeout=HANG)
+    assert (tmp_path / 'chosen.png').read_bytes()[:4] == b'\x89PNG' and victim.read_text() == 'precious'

@@ -62,6 +62,8 @@ def model_payloads(v):
         ('path separators', dict(module_import_path='../../tmp/evil', module_name='Net')),
         ('absolute file path', dict(module_import_path=f'{v["marker"].parent}/evil.py', module_name='Net')),
         ('a __main__ module', dict(module_import_path='unittest.__main__', module_name='TestProgram')),
+        ('a package __init__ as a module', dict(module_import_path='lernomatic.models.__init__',
+                                                module_name='LernomaticModel')),
         ('dunder class name', dict(module_name='__class__')),
         ('not a class', dict(module_import_path='torch', module_name='load')),
         ('a class that is no nn.Module', dict(module_import_path='collections', module_name='OrderedDict')),
@@ -152,6 +154,7 @@ def test_the_refusal_names_the_field_and_the_reason(tmp_path, victims):
         'a file in the working directory': r"\['model'\]\['module_import_path'\].*would import module 'evil'",
         'path separators': r"\['model'\]\['module_import_path'\].*path separators",
         'a __main__ module': r'a __main__ module runs a program',
+        'a package __init__ as a module': r'__init__ is a package file, not a module',
         'an nn.Module the wrapper does not build': r'torch\.nn\.modules\.linear\.Linear is not the network of '
                                                    r'fixture_nets\.MLPModel',
         'model_args holds a tensor': r"\['model_args'\]\['num_in'\]: a torch\.Tensor",

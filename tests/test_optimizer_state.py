@@ -90,7 +90,7 @@ def test_hostile_state_tensors_are_refused():
         'wrong shape': (torch.zeros(7), 'shape (7,)'),
         'needs grad': (torch.zeros(weight.shape, requires_grad=True), 'not a plain tensor'),
     }
-    for what, (tensor, reason) in cases.items():
+    for tensor, reason in cases.values():
         bad = copy.deepcopy(state)
         bad['state'][0]['exp_avg'] = tensor
         _refused(bad, params, "['state'][0]['exp_avg']", reason)

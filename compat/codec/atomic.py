@@ -70,9 +70,19 @@ def atomic_save(obj: Any, fname: str | os.PathLike, make_parents: bool = True) -
     log.debug('wrote %s', target)
 
 
-# Temporary files are named .<target>.<host tag>-<pid>-<random>.tmp: a save removes those its host's dead
-# processes left (a SIGKILL mid-save), never a live writer's, nor another host's on a shared folder.
-_WRITER_TAG = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+def _process_space() -> str:
+    """Who can see this process's pid: the host, its boot, and its pid namespace (containers that share a
+    hostname but not pids, on one checkpoint volume, must not take each other's live writers for dead)."""
+    parts = [socket.gethostname()]
+    for path in ('/proc/sys/kernel/random/boot_id', '/proc/self/ns/pid'):
+        with contextlib.suppress(OSError):
+            parts.append(Path(path).read_text().strip() if path.endswith('boot_id') else str(os.stat(path).st_ino))
+    return hashlib.sha1('\0'.join(parts).encode()).hexdigest()[:8]
+
+
+# Temporary files are named .<target>.<writer tag>-<pid>-<random>.tmp: a save removes those its own pid space's
+# dead processes left (a SIGKILL mid-save), never a live writer's, nor another host's or container's.
+_WRITER_TAG = _process_space()
 _TEMPORARY = re.compile(r'\..+\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[^.]+\.tmp')
 
 

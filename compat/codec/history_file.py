@@ -44,7 +44,13 @@ def _checked_array(key: str, value: Any, current: Any) -> np.ndarray | None:
                                f'{getattr(value, "dtype", "")}'.rstrip())
     if isinstance(current, np.ndarray) and (value.ndim != current.ndim or value.shape[1:] != current.shape[1:]):
         raise HistoryFileError(f'{short_repr(key)} has shape {value.shape}, this trainer keeps {current.shape}')
-    return np.array(value)  # an own, writable copy
+    # an own, writable copy in the trainer's float dtype: an int or bool history would slip past the NaN checks
+    dtype = current.dtype if isinstance(current, np.ndarray) and current.dtype.kind == 'f' else np.float64
+    if isinstance(current, np.ndarray) and len(value) < len(current):  # a shorter run's file: room for this run's
+        room = np.zeros(current.shape, dtype=dtype)
+        room[:len(value)] = value
+        return room
+    return np.array(value, dtype=dtype)
 
 
 def checked_history_values(obj: Any, data: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
@@ -68,7 +74,9 @@ def checked_history_values(obj: Any, data: dict[str, Any]) -> tuple[dict[str, An
         else:
             unknown.append(key)
     for name, counter in declared.items():
-        array = values.get(name, vars(obj).get(name))
+        array = values.get(name)
+        if array is None:  # a None in the file keeps the trainer's own array (apply_history_file)
+            array = vars(obj).get(name)
         count = values.get(counter) if counter else None
         if count and array is not None and count > len(array):  # None: the counter indexes other arrays (a GAN's)
             raise HistoryFileError(f'{counter!r} is {count} but {name!r} holds {len(array)} values')

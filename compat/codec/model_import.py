@@ -11,6 +11,7 @@ device, its tensor shapes are compared with the file's before any real memory is
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,7 @@ MAX_ARGS_ITEMS = 10_000
 MAX_ARGS_DEPTH = 16
 MAX_STRING = 100_000
 MAX_TENSORS = 1_000_000
+MAX_STATE_ENTRIES = 1_000_000
 
 _PLAIN_SCALARS = (bool, int, float, str, type(None), np.bool_, np.integer, np.floating)
 
@@ -146,6 +148,15 @@ def _meta_shapes(module_class: type, args: dict[str, Any]) -> dict[str, tuple] |
         return None
 
 
+def _own_args(wrapper: Any) -> dict[str, Any]:
+    """The model_args the wrapper builds its network with by itself (none declared: no args)."""
+    get_args = getattr(wrapper, 'get_model_args', None)
+    try:
+        return dict(get_args()) if callable(get_args) else {}
+    except Exception:  # a wrapper whose args depend on a net it has not built
+        return {}
+
+
 def model_classes(params: Mapping[str, Any], wrapper_base: type, field: str = "['model']",
                   wrapper: Any = None) -> tuple[type, type]:
     """The wrapper class and network class that metadata names, checked; nothing is built or loaded.
@@ -196,6 +207,10 @@ def rebuild_net(params: Mapping[str, Any], wrapper: Any, wrapper_base: type, fie
     state = meta['model_state_dict']
     where = f'{policy.source}: {field}'
     shapes = _meta_shapes(module_class, args)
+    if shapes is None and not policy.trusted and args != _own_args(wrapper):
+        raise _error(policy, f"{field}['model_args']", f'{module_class.__name__} cannot be built on the meta device, '
+                     "so these model_args, which differ from the wrapper's own, cannot be checked before the real "
+                     'network is built (its memory taken): load the file with trusted=True if you trust it')
     if shapes is not None:
         mismatch = _shape_mismatch(shapes, state)
         if mismatch:
@@ -221,12 +236,40 @@ def build_wrapper(params: Mapping[str, Any], wrapper_base: type, field: str = "[
 
 
 def load_state_dict_checked(net: torch.nn.Module, state_dict: Mapping[str, Any], where: str) -> None:
-    """`load_state_dict`, but a mismatch names the missing, unexpected and mis-shaped tensors."""
-    own = {key: tuple(value.shape) for key, value in net.state_dict().items()}
-    bad = [key for key, value in state_dict.items() if not isinstance(value, torch.Tensor)]
+    """`load_state_dict`, but only plain tensors of the right shapes go in, and a mismatch names them.
+
+    The tensors are copied into the net's own parameters (never assigned: a file's tensor object
+    must not become a live parameter), and of a state dict's `_metadata` only the module versions
+    are passed on (an `assign_to_params_buffers` there would switch to assigning).
+    """
+    if len(state_dict) > MAX_STATE_ENTRIES:
+        raise CheckpointError(f'{where}: a state dict of {len(state_dict)} entries')
+    bad = [short_repr(key, 60) for key, value in state_dict.items()
+           if not isinstance(key, str) or not isinstance(value, torch.Tensor)]
     if bad:
-        raise CheckpointError(f'{where}: state dict entries {bad[:10]} are not tensors')
+        raise CheckpointError(f'{where}: state dict entries {", ".join(bad[:10])} are not names of tensors')
+    for key, value in state_dict.items():
+        if value.layout != torch.strided or value.is_quantized or value.is_meta \
+                or type(value) not in (torch.Tensor, torch.nn.Parameter):
+            raise CheckpointError(f'{where}: state dict entry {short_repr(key, 60)} is a {value.layout} {value.dtype} '
+                                  f'{type(value).__name__} on {value.device}: only dense tensors are read')
+    own_tensors = net.state_dict()
+    own = {key: tuple(value.shape) for key, value in own_tensors.items()}
     mismatch = _shape_mismatch(own, state_dict)
     if mismatch:
         raise CheckpointError(f'{where}: state dict does not fit {type(net).__name__}: {mismatch}')
-    net.load_state_dict(state_dict)
+    for key, value in state_dict.items():
+        if value.is_complex() and not own_tensors[key].is_complex():  # copying would drop the imaginary part
+            raise CheckpointError(f'{where}: state dict entry {short_repr(key, 60)} is {value.dtype}, '
+                                  f'{type(net).__name__} keeps {own_tensors[key].dtype} there')
+    plain: OrderedDict[str, torch.Tensor] = OrderedDict((key, value.detach()) for key, value in state_dict.items())
+    plain._metadata = _versions_only(getattr(state_dict, '_metadata', None))  # type: ignore[attr-defined]
+    net.load_state_dict(plain)
+
+
+def _versions_only(metadata: Any) -> dict[str, dict[str, int]]:
+    """The module versions of a state dict's `_metadata` (what modules read to upgrade old weights), nothing else."""
+    if not isinstance(metadata, Mapping) or len(metadata) > MAX_STATE_ENTRIES:
+        return {}
+    return {prefix: {'version': entry['version']} for prefix, entry in metadata.items()
+            if isinstance(prefix, str) and isinstance(entry, Mapping) and type(entry.get('version')) is int}

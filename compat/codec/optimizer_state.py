@@ -22,7 +22,8 @@ import torch
 from compat.errors import CheckpointError
 from compat.text import short_repr
 
-__all__ = ['STATE_KEYS', 'IMPLEMENTATION_FLAGS', 'plain_tensor_problem', 'checked_optimizer_state']
+__all__ = ['STATE_KEYS', 'IMPLEMENTATION_FLAGS', 'plain_tensor_problem', 'checked_optimizer_state',
+           'check_behaviour_flags']
 
 MAX_STATE_ENTRIES = 1_000_000
 MAX_LIST_STATE = 10_000
@@ -49,6 +50,7 @@ _FACTORED = frozenset({'row_var', 'col_var'})
 _LBFGS = frozenset({'func_evals', 'n_iter', 'al', 'd', 't', 'old_dirs', 'old_stps', 'ro', 'H_diag',
                     'prev_flat_grad', 'prev_loss'})
 IMPLEMENTATION_FLAGS = ('foreach', 'fused', 'capturable', 'differentiable')
+OBJECTIVE_FLAGS = ('maximize',)
 _KEPT_EXTRA_GROUP_KEYS = frozenset({'initial_lr'})  # torch's LR schedulers add it
 
 
@@ -89,13 +91,15 @@ def _hyperparameter(value: Any) -> bool:
 
 
 def _check_value(fname: Any, where: str, key: Any, value: Any, shape: tuple[int, ...] | None,
-                 element_wise: bool) -> None:
+                 element_wise: bool, complex_param: bool = False) -> None:
     if isinstance(value, torch.Tensor):
         problem = plain_tensor_problem(value)
         if problem:
             raise _error(fname, where, problem)
         if element_wise and shape is not None and tuple(value.shape) != shape:
             raise _error(fname, where, f'shape {tuple(value.shape)} but the parameter has {shape}')
+        if value.is_complex() and not complex_param:
+            raise _error(fname, where, f'{value.dtype} state for a real parameter')
         if not element_wise and key not in _LBFGS | _FACTORED and value.dim() != 0:
             raise _error(fname, where, f'a {tuple(value.shape)} tensor where one value belongs')
     elif isinstance(value, (list, tuple)) and key in _LBFGS:
@@ -128,7 +132,7 @@ def _checked_group(fname: Any, where: str, group: Any, optimizer_class: type | N
              if key in known and key in accepted and key not in IMPLEMENTATION_FLAGS}
     try:
         optimizer_class([scratch_param], **hyper)  # torch's own checks of each value (lr >= 0, betas in [0, 1) ...)
-    except (ValueError, TypeError, RuntimeError) as error:
+    except Exception as error:  # noqa: BLE001 - whatever the constructor raises, the value is refused
         raise _error(fname, where, f'not valid for {optimizer_class.__name__}: {short_repr(str(error), 200)}') from None
     kept = {key: value for key, value in group.items() if key in known or key in _KEPT_EXTRA_GROUP_KEYS}
     kept.update({flag: fresh.defaults[flag] for flag in IMPLEMENTATION_FLAGS if flag in fresh.defaults})
@@ -136,6 +140,19 @@ def _checked_group(fname: Any, where: str, group: Any, optimizer_class: type | N
     if names is not None:
         kept['param_names'] = list(names)
     return kept
+
+
+def check_behaviour_flags(optimizer: torch.optim.Optimizer, state: Mapping[str, Any], fname: Any,
+                          field: str = "['optim']") -> None:
+    """The file's `maximize` must be the one of the optimizer the trainer built: a file must not turn training
+    into gradient ascent. The run's numbers (lr, momentum, betas) and its variant (amsgrad, nesterov) are
+    the file's, as the original restored them."""
+    for number, (built, stored) in enumerate(zip(optimizer.param_groups, state['param_groups'], strict=False)):
+        for key in OBJECTIVE_FLAGS:
+            if key in built and key in stored and stored[key] != built[key]:
+                raise _error(fname, f"{field}['param_groups'][{number}][{key!r}]",
+                             f'{short_repr(stored[key])}, but the trainer builds {type(optimizer).__name__} with '
+                             f'{key}={built[key]}: a file does not turn minimising the loss into maximising it')
 
 
 def checked_optimizer_state(state: Any, optimizer_class: type | None, params: Sequence[torch.Tensor] | None,
@@ -165,6 +182,7 @@ def checked_optimizer_state(state: Any, optimizer_class: type | None, params: Se
                      f'the model has {len(params)}')
     shape_of = {index: None if params is None else tuple(param.shape)
                 for index, param in zip(indices, params if params is not None else indices, strict=True)}
+    complex_params = {index for index, param in zip(indices, params or (), strict=False) if param.is_complex()}
     if len(state['state']) > MAX_STATE_ENTRIES:
         raise _error(fname, f"{field}['state']", 'too many entries')
     name = optimizer_class.__name__ if optimizer_class is not None else None
@@ -179,5 +197,6 @@ def checked_optimizer_state(state: Any, optimizer_class: type | None, params: Se
             if name in STATE_KEYS or name == 'LBFGS':
                 if key not in allowed:
                     raise _error(fname, f'{where}[{short_repr(key)}]', f'{name} keeps no such state')
-            _check_value(fname, f'{where}[{short_repr(key)}]', key, value, shape_of[index], key in element_wise)
+            _check_value(fname, f'{where}[{short_repr(key)}]', key, value, shape_of[index], key in element_wise,
+                         index in complex_params)
     return {'state': dict(state['state']), 'param_groups': groups}

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from compat.codec.rng import RngStateError, check_rng_state
+from compat.errors import CheckpointError
 from compat.logs import get_logger
 from compat.state.histories import declared_histories
 from compat.state.run_state import PHASES
@@ -29,10 +30,10 @@ from compat.text import short_repr
 if TYPE_CHECKING:
     from compat.state.run_state import RunPosition
 
-__all__ = ['PHASES', 'ResumePoint', 'resume_record', 'read_resume_point', 'align_with_resume_point']
+__all__ = ['PHASES', 'ResumePoint', 'resume_record', 'read_resume_point', 'check_resume_point_fits',
+           'align_with_resume_point']
 
 log = get_logger('resume')
-
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,13 @@ def _count(record: Mapping[str, Any], key: str) -> int:
     return value
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def read_resume_point(record: Any, rng: dict[str, Any] | None) -> ResumePoint:
     """A `ResumePoint` from a checkpoint's 'resume' record; ValueError naming the bad part.
 
@@ -88,7 +96,7 @@ def read_resume_point(record: Any, rng: dict[str, Any] | None) -> ResumePoint:
         raise ValueError("'counters' must map '*_iter' names to integers")
     checked_counters = {name: _count(counters, name) for name in counters}
     best_acc = record.get('best_acc', 0.0)
-    if isinstance(best_acc, bool) or not isinstance(best_acc, (int, float)) or not math.isfinite(best_acc):
+    if isinstance(best_acc, bool) or not isinstance(best_acc, (int, float)) or not _finite(best_acc):
         raise ValueError(f"'best_acc' must be a finite number, got {short_repr(best_acc)}")
     epoch_rng = record.get('epoch_rng_state')
     try:
@@ -99,6 +107,19 @@ def read_resume_point(record: Any, rng: dict[str, Any] | None) -> ResumePoint:
         raise ValueError("a 'train' position needs 'epoch_rng_state'")
     return ResumePoint(phase, _count(record, 'epoch'), _count(record, 'batches_done'), checked_counters,
                        float(best_acc), epoch_rng, rng)
+
+
+def check_resume_point_fits(obj: Any, point: ResumePoint, fname: Any) -> None:
+    """A resume point that the trainer can continue from: its epoch within the run, each counter within its
+    history array. Checked before anything is set, so a refused file changes nothing."""
+    where = f"{fname}: ['resume']"
+    if point.epoch > obj.num_epochs:
+        raise CheckpointError(f"{where}['epoch']: {point.epoch} is past the run's {obj.num_epochs} epochs")
+    for name, counter in declared_histories(obj).items():
+        array = getattr(obj, name, None)
+        if counter in point.counters and isinstance(array, np.ndarray) and point.counters[counter] > len(array):
+            raise CheckpointError(f"{where}['counters'][{counter!r}]: {point.counters[counter]} is past the end of "
+                                  f'{name} ({len(array)} values)')
 
 
 def align_with_resume_point(obj: Any, point: ResumePoint, history_file: Any = None) -> None:
@@ -119,6 +140,8 @@ def align_with_resume_point(obj: Any, point: ResumePoint, history_file: Any = No
         setattr(obj, counter, count)
         array = getattr(obj, name, None)
         if isinstance(array, np.ndarray) and len(array) > count:
+            array = array.copy()  # a new array: a load that fails later leaves the trainer's own untouched
             array[count:] = 0
+            setattr(obj, name, array)
     obj.cur_epoch = point.epoch
     obj.best_acc = point.best_acc

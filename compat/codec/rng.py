@@ -18,6 +18,7 @@ checkpoint that carries it:
 from __future__ import annotations
 
 import random
+import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,9 @@ __all__ = ['capture_rng_state', 'restore_rng_state', 'check_rng_state', 'RngStat
 
 _MT_WORDS = 624
 _TORCH_STATE_BYTES = torch.get_rng_state().numel()
+_CUDA_STATE_BYTES = 16  # Philox: seed and offset, 8 bytes each
+# torch's CPU generator state starts with (initial seed: u64, left: i32, seeded: i32, next: u64, 624 words: u64).
+_TORCH_HEAD = struct.Struct('<QiiQ')
 
 
 class RngStateError(ValueError):
@@ -62,6 +66,30 @@ def _byte_tensor(value: Any, what: str, size: int | None = None) -> torch.Tensor
     return value
 
 
+def _degenerate(words: Any) -> bool:
+    """An all-zero Mersenne Twister state (its first word counts by its top bit only) yields 0 forever."""
+    return int(words[0]) & 0x80000000 == 0 and not any(int(word) for word in words[1:])
+
+
+def _torch_state(value: Any) -> torch.Tensor:
+    """torch's CPU generator state, its counters inside the 624-word array it reads from.
+
+    torch's own check lets `left` and `next` point past the array (the draws that follow would read
+    other memory), so the position is checked here: each draw reads word `next`, `left - 1` draws
+    before the array is refilled.
+    """
+    tensor = _byte_tensor(value, "'torch'", _TORCH_STATE_BYTES)
+    raw = tensor.contiguous().numpy().tobytes()
+    _seed, left, seeded, position = _TORCH_HEAD.unpack_from(raw, 0)
+    if seeded != 1 or not 1 <= left <= _MT_WORDS or position > _MT_WORDS or left + position > _MT_WORDS + 1:
+        raise RngStateError(f"'torch' is not a generator state torch wrote (seeded={seeded}, left={left}, "
+                            f'next={position})')
+    words = np.frombuffer(raw, dtype='<u8', count=_MT_WORDS, offset=_TORCH_HEAD.size)
+    if words.max() >= 2 ** 32 or _degenerate(words):
+        raise RngStateError("'torch' holds a generator state no seed gives (words over 32 bits, or all zero)")
+    return tensor
+
+
 def _numpy_state(value: Any) -> tuple:
     """numpy's `set_state` tuple from the stored dict (or the tuple an earlier version of this project stored)."""
     if isinstance(value, Mapping):
@@ -80,8 +108,8 @@ def _numpy_state(value: Any) -> tuple:
         keys = keys.numpy() if keys.dtype == torch.int64 and keys.dim() == 1 else None
     if not isinstance(keys, np.ndarray) or keys.shape != (_MT_WORDS,) or keys.dtype.kind not in 'iu':
         raise RngStateError(f"'numpy' keys must be {_MT_WORDS} integers")
-    if keys.min() < 0 or keys.max() >= 2 ** 32:
-        raise RngStateError("'numpy' keys must be 32-bit words")
+    if keys.min() < 0 or keys.max() >= 2 ** 32 or _degenerate(keys):
+        raise RngStateError("'numpy' keys must be 32-bit words, not all zero")
     if not _is_int(pos) or not 0 <= pos <= _MT_WORDS or not _is_int(has_gauss) or has_gauss not in (0, 1):
         raise RngStateError("'numpy' pos must be 0..624 and has_gauss 0 or 1")
     if not isinstance(cached, (float, int, np.floating)) or isinstance(cached, bool):
@@ -95,8 +123,9 @@ def _python_state(value: Any) -> tuple:
     version, internal, gauss = value
     if version != 3 or not isinstance(internal, (tuple, list)) or len(internal) != _MT_WORDS + 1:
         raise RngStateError(f"'python' must be version 3 with {_MT_WORDS + 1} integers")
-    if not all(_is_int(word) and 0 <= word < 2 ** 32 for word in internal) or internal[-1] > _MT_WORDS:
-        raise RngStateError("'python' internal state must be 32-bit words ending in a position <= 624")
+    if not all(_is_int(word) and 0 <= word < 2 ** 32 for word in internal) or internal[-1] > _MT_WORDS \
+            or _degenerate(internal[:-1]):
+        raise RngStateError("'python' internal state must be 32-bit words, not all zero, ending in a position <= 624")
     if gauss is not None and (not isinstance(gauss, float)):
         raise RngStateError("'python' gauss must be a float or None")
     return 3, tuple(int(word) for word in internal), gauss
@@ -114,7 +143,7 @@ def check_rng_state(state: Any) -> dict[str, Any]:
         raise RngStateError(f'unknown part(s) {sorted(map(str, unknown))}')
     checked: dict[str, Any] = {}
     if 'torch' in state:
-        checked['torch'] = _byte_tensor(state['torch'], "'torch'", _TORCH_STATE_BYTES)
+        checked['torch'] = _torch_state(state['torch'])
     if 'numpy' in state:
         checked['numpy'] = _numpy_state(state['numpy'])
     if 'python' in state:
@@ -123,13 +152,23 @@ def check_rng_state(state: Any) -> dict[str, Any]:
         cuda = state['cuda']
         if not isinstance(cuda, (list, tuple)) or len(cuda) > 1024:
             raise RngStateError("'cuda' must be a list of generator states")
-        checked['cuda'] = [_byte_tensor(part, f"'cuda'[{index}]") for index, part in enumerate(cuda)]
+        checked['cuda'] = [_byte_tensor(part, f"'cuda'[{index}]", _CUDA_STATE_BYTES) for index, part in enumerate(cuda)]
     return checked
 
 
 def restore_rng_state(state: Mapping[str, Any]) -> None:
-    """Put back a stored state (checked first); CUDA states are skipped on a machine with other GPUs or none."""
+    """Put back a stored state (checked first), all generators or none: if torch refuses a part, every
+    generator is put back as it was. CUDA states are skipped on a machine with other GPUs or none."""
     checked = check_rng_state(state)
+    before = capture_rng_state()
+    try:
+        _apply(checked)
+    except Exception as error:
+        _apply(check_rng_state(before))
+        raise RngStateError(f'torch refused it: {short_repr(str(error), 200)}') from error
+
+
+def _apply(checked: Mapping[str, Any]) -> None:
     if 'torch' in checked:
         torch.set_rng_state(checked['torch'].cpu())
     if 'numpy' in checked:

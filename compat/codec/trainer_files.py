@@ -25,8 +25,14 @@ from compat.codec.checkpoint import (
 from compat.codec.history_file import HistoryFileError, checked_history_values, read_history
 from compat.codec.model_import import build_wrapper
 from compat.codec.optimizer_state import checked_optimizer_state
-from compat.codec.resume import ResumePoint, align_with_resume_point, read_resume_point, resume_record
-from compat.codec.rng import RngStateError, capture_rng_state, check_rng_state
+from compat.codec.resume import (
+    ResumePoint,
+    align_with_resume_point,
+    check_resume_point_fits,
+    read_resume_point,
+    resume_record,
+)
+from compat.codec.rng import RngStateError, capture_rng_state, check_rng_state, restore_rng_state
 from compat.codec.safe_load import safe_load
 from compat.codec.trust import loading
 from compat.errors import CheckpointError
@@ -116,24 +122,28 @@ def apply_history_file(trainer: LernomaticTrainer, fname: str, trusted: bool = F
         shown = ', '.join(short_repr(key, 40) for key in unknown[:10]) + (f' and {len(unknown) - 10} more'
                                                                           if len(unknown) > 10 else '')
         log.warning('%s: ignored key(s) %s: not part of the history of %s', fname, shown, type(trainer).__name__)
-    for key, value in values.items():
-        if value is None and isinstance(getattr(trainer, key, None), np.ndarray):
-            continue  # nothing recorded there; keep this trainer's (empty) array
-        setattr(trainer, key, value)
-    if trainer._run_state.resume is not None:
-        align_with_resume_point(trainer, trainer._run_state.resume, history_file=fname)
+    with unchanged_on_error(trainer, fname):
+        for key, value in values.items():
+            if value is None and isinstance(getattr(trainer, key, None), np.ndarray):
+                continue  # nothing recorded there; keep this trainer's (empty) array
+            setattr(trainer, key, value)
+        if trainer._run_state.resume is not None:
+            check_resume_point_fits(trainer, trainer._run_state.resume, fname)
+            align_with_resume_point(trainer, trainer._run_state.resume, history_file=fname)
 
 
 @contextlib.contextmanager
 def unchanged_on_error(trainer: LernomaticTrainer, fname: str) -> Iterator[None]:
-    """Apply a file's contents all or nothing: on any failure the trainer is as it was, and the error
-    is a CheckpointError naming the file."""
+    """Apply a file's contents all or nothing: on any failure the trainer is as it was, the random generators
+    too (building a model draws from them), and the error is a CheckpointError naming the file."""
     before = dict(trainer.__dict__)
+    generators = capture_rng_state()
     try:
         yield
     except Exception as error:
         trainer.__dict__.clear()
         trainer.__dict__.update(before)
+        restore_rng_state(generators)
         if isinstance(error, CheckpointError):
             raise
         raise CheckpointError(f'{fname}: its contents do not fit a trainer: {type(error).__name__}: {error}') from error

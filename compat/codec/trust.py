@@ -136,6 +136,9 @@ def module_name(value: Any, field: str, policy: LoadPolicy | None = None) -> str
         raise _refuse(policy, field, value, 'not a dotted module name')
     if name != '__main__' and '__main__' in name.split('.'):
         raise _refuse(policy, field, value, 'a __main__ module runs a program when it is imported')
+    if any(part.startswith('__') and part.endswith('__') for part in name.split('.')[1:]):
+        raise _refuse(policy, field, value, f'{name.rsplit(".", 1)[-1]} is a package file, not a module: '
+                      'importing it runs the package again as a second module')
     return name
 
 

@@ -39,9 +39,14 @@ def int_at_least(minimum: int) -> Check:
 
 
 def number(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
+    if isinstance(value, bool) or not isinstance(value, Real):
         return 'must be a finite number'
-    return None
+    try:
+        finite = math.isfinite(float(value))
+    except OverflowError:  # an int too large for a float
+        finite = False
+    return None if finite else 'must be a finite number'
+
 
 
 def non_negative_number(value: Any) -> str | None:

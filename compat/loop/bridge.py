@@ -11,6 +11,7 @@ graph (`compat.loop.captured_step`); a subclass's own
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning
@@ -21,7 +22,7 @@ from compat.adapter.metrics import TopOneAccuracy
 from compat.adapter.module import evaluate_batch
 from compat.codec.resume import ResumePoint
 from compat.codec.rng import capture_rng_state, restore_rng_state
-from compat.errors import ConfigError
+from compat.errors import CheckpointError, ConfigError
 from compat.lightning_internals import (
     FastHookName,
     UnwrappedDDPStrategy,
@@ -251,6 +252,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
 
     def close_training_epoch(self) -> None:
         """Finish the user's training loop and, after an early break, the validation Lightning skipped."""
+        self._skip, self._rng_after_skip = 0, None  # a resumed epoch's skipping never reaches the next epoch
         runner = self.runners.get('train')
         if runner is not None and runner.active:
             runner.finish()
@@ -269,6 +271,13 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         if point is None or point.rng_state is None:
             return
         if point.phase == 'train' and point.epoch == self.legacy.cur_epoch and point.batches_done > 0:
+            # at epoch 0 this runs before Lightning has counted the batches: the loader's own length
+            loader = self._loaders['train']  # the trainer's own (a hand-written loop's is fed by Lightning)
+            batches = len(loader) if hasattr(loader, '__len__') else math.inf
+            if point.batches_done > batches:
+                raise CheckpointError(f'the loaded checkpoint was written after batch {point.batches_done} of epoch '
+                                      f'{point.epoch}, but the training loader has {batches} batches: it was written '
+                                      'with other data or another batch size (nothing was trained)')
             restore_rng_state(point.epoch_rng_state)
             self._skip, self._rng_after_skip = point.batches_done, point.rng_state
         else:

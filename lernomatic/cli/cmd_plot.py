@@ -57,6 +57,9 @@ def _draw(ax_loss, ax_acc, curves: Curves) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check the output path and the curves, then draw them into a PNG."""
     output = check_output(args.output or args.history.with_suffix('.png'))
+    if args.output is None and output.is_symlink():  # a downloaded run folder must not choose what gets overwritten
+        raise CommandError(f'{output}: is a symbolic link beside the history file, not written through; '
+                           'name the PNG with -o')
     if output.resolve() == args.history.resolve():
         raise CommandError(f'{output}: is the history file itself; name the PNG with -o')
     curves = read_curves(args.history, trusted=args.trusted)

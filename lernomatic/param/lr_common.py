@@ -215,7 +215,11 @@ class LRFinder:
             raise ValueError(f'lr_select_method={method!r} needs the accuracy history, which is empty: '
                              "run find() with acc_test=True, or use 'min_loss' or 'max_range'")
         lo, hi = RANGE_RULES[method](self)
-        return 10.0 ** lo, 10.0 ** hi
+        try:
+            return 10.0 ** lo, 10.0 ** hi
+        except OverflowError:
+            raise ValueError(f'lr_select_method={method!r} gives the range 10**{lo:.4g} .. 10**{hi:.4g}, beyond a '
+                             'float: check lr_max_scale, lr_min_factor and the learning-rate history') from None
 
     # ---- plots
     def plot_lr_vs_acc(self, ax: Any, title: str | None = None, log: bool = False) -> None:

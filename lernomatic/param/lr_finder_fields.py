@@ -36,11 +36,18 @@ short.maxstring = short.maxother = 80
 
 # ---- what a field holds
 def _real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    """A number a float holds (an int too large for one is not: it would fail later, far from the file)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _finite(value: Any) -> bool:
-    return _real(value) and math.isfinite(value)
+    return _real(value) and math.isfinite(float(value))
 
 
 def _integer(value: Any) -> bool:

@@ -17,7 +17,8 @@ from compat.codec.checkpoint import (
     optimizer_state_to,
 )
 from compat.codec.history_file import write_history
-from compat.codec.resume import align_with_resume_point
+from compat.codec.optimizer_state import check_behaviour_flags
+from compat.codec.resume import align_with_resume_point, check_resume_point_fits
 from compat.codec.rng import restore_rng_state
 from compat.codec.trainer_files import (
     apply_history_file,
@@ -372,24 +373,32 @@ class Trainer:
             trusted_modules: module prefixes (your model packages) the file may make us import,
                 beside this trainer's `trusted_modules` option (docs/reliability.md).
         """
-        loaded = read_trainer_checkpoint(self, fname, LernomaticModel, trusted, trusted_modules)
         with unchanged_on_error(self, fname):
+            loaded = read_trainer_checkpoint(self, fname, LernomaticModel, trusted, trusted_modules)
+            epochs_before = self.num_epochs
             self.set_trainer_params(loaded.data['trainer_params'])
+            if self.num_epochs > epochs_before:  # the file's run is longer: room for its epochs' values
+                resize_histories(self, epochs_before, self.num_epochs, self._init_history)
+            check_loaders_have_batches(self)
             self.model = loaded.model
             self._init_optimizer()
+            check_behaviour_flags(self.optimizer, loaded.data['optim'], fname)
             self.optimizer.load_state_dict(loaded.data['optim'])
             self._send_to_device()
             optimizer_state_to(self.optimizer, self.device)
-        if restore_rng and loaded.point.rng_state is not None:
-            restore_rng_state(loaded.point.rng_state)  # now too: building the model above drew from the generator
-            self._run_state.resume = loaded.point
-            align_with_resume_point(self, loaded.point)
+            if restore_rng and loaded.point.rng_state is not None:
+                check_resume_point_fits(self, loaded.point, fname)
+                # all generators or none: building the model above drew from the generator
+                restore_rng_state(loaded.point.rng_state)
+                align_with_resume_point(self, loaded.point)
+                self._run_state.resume = loaded.point
 
     def load_model_checkpoint(self, fname: str, trusted: bool = False,
                               trusted_modules: list[str] | None = None) -> None:
         """Restore the model alone; trainer params and optimizer are left as they are."""
-        self.model = read_model_only(self, fname, LernomaticModel, trusted, trusted_modules)
-        self._send_to_device()
+        with unchanged_on_error(self, fname):
+            self.model = read_model_only(self, fname, LernomaticModel, trusted, trusted_modules)
+            self._send_to_device()
 
 
 install_history_attributes(Trainer)
