@@ -146,8 +146,9 @@ def check_optimizer_state(state: Any, params: Sequence[torch.Tensor] | None, fna
     if params is not None and len(indices) != len(params):
         raise field_error(fname, f"{field}['param_groups']", f'covers {len(indices)} parameter tensors, '
                           f'the model has {len(params)}')
-    shape_of = {index: None if params is None else tuple(param.shape)
-                for index, param in zip(indices, params if params is not None else indices, strict=True)}
+    shape_of: dict[int, tuple[int, ...] | None] = (
+        dict.fromkeys(indices) if params is None
+        else {index: tuple(param.shape) for index, param in zip(indices, params, strict=True)})
     if len(state['state']) > MAX_OPTIMIZER_ENTRIES:
         raise field_error(fname, f"{field}['state']", 'too many entries')
     for index, entry in state['state'].items():

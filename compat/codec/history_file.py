@@ -32,7 +32,7 @@ class HistoryFileError(ValueError):
 
 def _is_count(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) \
-        and 0 <= value <= MAX_COUNTER
+        and bool(0 <= value <= MAX_COUNTER)
 
 
 def _checked_array(key: str, value: Any, current: Any) -> np.ndarray | None:

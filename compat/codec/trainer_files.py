@@ -29,7 +29,7 @@ from compat.codec.resume import ResumePoint, align_with_resume_point, read_resum
 from compat.codec.rng import RngStateError, capture_rng_state, check_rng_state
 from compat.codec.safe_load import safe_load
 from compat.codec.trust import loading
-from compat.errors import CheckpointError
+from compat.errors import CheckpointError, ConfigError
 from compat.logs import get_logger
 from compat.state.histories import declared_histories
 from compat.state.protocol import LernomaticTrainer
@@ -44,6 +44,8 @@ def save_trainer_checkpoint(trainer: LernomaticTrainer, fname: str) -> None:
     """Write `{'model', 'optim', 'trainer_params', 'rng_state', 'resume'}` for `trainer`, atomically."""
     counters = {counter: getattr(trainer, counter) for counter in declared_histories(trainer).values()
                 if counter is not None and isinstance(getattr(trainer, counter, None), int)}
+    if trainer.optimizer is None:
+        raise ConfigError(f'{trainer!r} has no optimizer to save: _init_optimizer() left self.optimizer as None')
     state = trainer._run_state
     write_checkpoint(fname, trainer.model.get_params(), portable_optimizer_state(trainer.optimizer,
                                                                                  state.capturable_before),
