@@ -15,7 +15,7 @@ from compat.errors import ConfigError
 __all__ = ['device_id_problem', 'torch_device', 'lightning_devices']
 
 
-def device_id_problem(device_id: Any, cpu_below: int = -1) -> str | None:
+def device_id_problem(device_id: Any, cpu_below: int | None = -1) -> str | None:
     """Why `device_id` is not usable here, said after the option's name (None when it is usable).
 
     Args:

@@ -12,10 +12,14 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import lightning
+from lightning.pytorch.loops.progress import _ProcessedTracker
 from lightning.pytorch.strategies import DDPStrategy
+
+if TYPE_CHECKING:
+    from lightning.pytorch.core.optimizer import LightningOptimizer
 
 __all__ = ['VERIFIED_LIGHTNING', 'PRIVATE_NAMES', 'check_lightning_version', 'FastHookName',
            'freeze_training_step_signature', 'step_counters', 'run_validation_now', 'start_fit_at_epoch',
@@ -26,7 +30,10 @@ VERIFIED_LIGHTNING = ('2.4.0', '2.6.6')
 
 # The private or undocumented names this module relies on (checked by tests/test_lightning_internals.py).
 PRIVATE_NAMES = ('_current_fx_name', '_lightning_optimizers', '_on_before_step', '_on_after_step', 'val_loop',
-                 'epoch_progress', 'optim_progress', '_batches_that_stepped', 'configure_ddp', '__signature__')
+                 'epoch_progress', 'optim_progress', '_batches_that_stepped', 'configure_ddp', '__signature__',
+                 '_ProcessedTracker')
+
+_ModuleT = TypeVar('_ModuleT', bound=type[lightning.LightningModule])
 
 
 def _minor(version: str) -> tuple[int, int]:
@@ -63,13 +70,14 @@ class FastHookName:
             super().__setattr__(name, value)
 
 
-def freeze_training_step_signature(cls: type) -> type:
+def freeze_training_step_signature(cls: _ModuleT) -> _ModuleT:
     """Store `training_step`'s signature on the function, so Lightning's per-step inspection is a lookup.
 
     Why: Lightning calls `inspect.signature(training_step)` at every step to see whether it takes
     `dataloader_idx`. Public replacement: none (Lightning could inspect once per fit).
     """
-    cls.training_step.__signature__ = inspect.signature(cls.training_step)
+    # typeshed's function type leaves out `__signature__`, the attribute inspect.signature() documents and reads
+    cls.training_step.__signature__ = inspect.signature(cls.training_step)  # type: ignore[attr-defined]
     return cls
 
 
@@ -81,9 +89,12 @@ def step_counters(trainer: lightning.Trainer) -> dict[int, tuple[Callable[[], No
     runs its step hooks. Public replacement: calling `LightningOptimizer.step()`, which also runs the
     closure machinery and hooks the lean step exists to skip.
     """
+    return {id(wrapper.optimizer): _step_hooks(wrapper) for wrapper in trainer.strategy._lightning_optimizers}
+
+
+def _step_hooks(wrapper: LightningOptimizer) -> tuple[Callable[[], None], Callable[[], None]]:
     # looked up at each call: Lightning's optimisation loop installs these hooks on the wrapper when it starts
-    return {id(wrapper.optimizer): (lambda w=wrapper: w._on_before_step(), lambda w=wrapper: w._on_after_step())
-            for wrapper in trainer.strategy._lightning_optimizers}
+    return lambda: wrapper._on_before_step(), lambda: wrapper._on_after_step()
 
 
 def run_validation_now(trainer: lightning.Trainer) -> None:
@@ -108,6 +119,10 @@ def start_fit_at_epoch(trainer: lightning.Trainer, epoch: int) -> None:
     ckpt_path=...)`, which needs a Lightning checkpoint on disk.
     """
     for progress in (trainer.fit_loop.epoch_progress.current, trainer.fit_loop.epoch_progress.total):
+        # Lightning declares these as the base tracker; the fit loop's hold the full one (its default_factory)
+        if not isinstance(progress, _ProcessedTracker):
+            raise RuntimeError(f'lightning {lightning.__version__}: the fit loop counts epochs with a '
+                               f'{type(progress).__name__}, not the _ProcessedTracker this function sets')
         progress.ready = progress.started = progress.processed = progress.completed = epoch
 
 

@@ -31,7 +31,7 @@ SILENT, MESSAGES, EVERYTHING = 0, 1, 2
 
 def verbosity_problem(value: Any) -> str | None:
     """Why `value` is not a verbosity (None when it is one): a `compat.codec.validators`-style check."""
-    if isinstance(value, Integral) and SILENT <= value <= EVERYTHING:
+    if isinstance(value, Integral) and SILENT <= int(value) <= EVERYTHING:
         return None
     return ("must be False/0 (silent), True/1 (messages and progress bar) or 2 (also Lightning's own lines: "
             'banner, tips, model summary, warnings)')

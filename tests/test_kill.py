@@ -38,22 +38,30 @@ def finish(process: subprocess.Popen) -> str:
     return out
 
 
-@pytest.fixture(scope='module')
-def uninterrupted(tmp_path_factory) -> dict:
-    folder = tmp_path_factory.mktemp('uninterrupted')
-    finish(start('run', folder))
-    return torch.load(folder / 'final.pt', weights_only=False)
-
-
-def kill_at_random(folder: Path, rng: random.Random) -> dict[str, int]:
-    """Start a run, wait for its first checkpoint, kill it at a random moment; load everything it left."""
-    process = start('run', folder)
+def wait_for_first_checkpoint(process: subprocess.Popen, folder: Path) -> None:
     deadline = time.monotonic() + 120
     while not any(folder.glob('ck_epoch_*.pkl')):
         assert process.poll() is None, process.stderr.read()[-2000:]
         assert time.monotonic() < deadline, 'the run wrote no checkpoint in 2 minutes'
         time.sleep(0.01)
-    time.sleep(rng.uniform(0.0, 2.0))
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory) -> dict:
+    """The whole run's results, and how long it runs after its first checkpoint (the window to kill it in)."""
+    folder = tmp_path_factory.mktemp('uninterrupted')
+    process = start('run', folder)
+    wait_for_first_checkpoint(process, folder)
+    first = time.monotonic()
+    finish(process)
+    return {**torch.load(folder / 'final.pt', weights_only=False), 'window': time.monotonic() - first}
+
+
+def kill_at_random(folder: Path, rng: random.Random, window: float) -> dict[str, int]:
+    """Start a run, wait for its first checkpoint, kill it at a random moment; load everything it left."""
+    process = start('run', folder)
+    wait_for_first_checkpoint(process, folder)
+    time.sleep(rng.uniform(0.0, 0.8 * window))  # within the run on this machine, however fast it is
     assert process.poll() is None, 'the run ended before it was killed: make it longer'
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
@@ -86,7 +94,7 @@ def kill_and_resume(tmp_path: Path, uninterrupted: dict, kills: int, seed: int) 
     for index in range(kills):
         folder = tmp_path / f'run{index}'
         folder.mkdir()
-        for key, value in kill_at_random(folder, rng).items():
+        for key, value in kill_at_random(folder, rng, uninterrupted['window']).items():
             totals[key] += value
         out = finish(start('resume', folder))
         assert out.startswith('resumed from ')  # a mid-epoch ck_epoch_E_iter_I.pkl, or best_ck.pkl

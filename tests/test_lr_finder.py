@@ -47,6 +47,13 @@ def trained_a_little(make_trainer, **overrides):
     return trainer
 
 
+def test_fields_are_declared_without_values():
+    """Each option and state field is annotated on LRFinder (for mypy); the field tables alone hold the defaults."""
+    fields = {**lr_finder_fields.FINDER_OPTIONS, **lr_finder_fields.FINDER_STATE}
+    assert set(fields) <= set(lr_common.LRFinder.__annotations__)
+    assert [name for name in fields if name in vars(lr_common.LRFinder)] == []
+
+
 def snapshot(trainer):
     return (copy.deepcopy(trainer.model.get_net_state_dict()), copy.deepcopy(trainer.optimizer.state_dict()),
             copy.deepcopy(trainer.get_trainer_params()))

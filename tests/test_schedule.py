@@ -212,6 +212,14 @@ def test_unknown_kwargs_are_ignored_with_one_warning(caplog):
 
 
 @pytest.mark.parametrize('cls', ALL_CLASSES, ids=lambda cls: cls.__name__)
+def test_options_are_declared_without_values(cls):
+    """Each option is annotated along the class hierarchy (for mypy); `OPTIONS` alone holds the defaults."""
+    declared = {name for klass in cls.__mro__ for name in vars(klass).get('__annotations__', {})}
+    assert set(cls.known_options()) <= declared
+    assert [name for name in cls.known_options() if any(name in vars(klass) for klass in cls.__mro__)] == []
+
+
+@pytest.mark.parametrize('cls', ALL_CLASSES, ids=lambda cls: cls.__name__)
 def test_unknown_kwargs_raise_when_strict(cls, monkeypatch):
     with pytest.raises(ConfigError, match=f"unknown {cls.__name__} option.*'bogus'"):
         make(cls, bogus=1, strict=True)

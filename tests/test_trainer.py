@@ -13,6 +13,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.tensorboard import SummaryWriter
 
 from compat.errors import ConfigError
+from compat.state.protocol import LernomaticTrainer
+from lernomatic.train.options import LIGHTNING_OPTIONS, TRAINER_OPTIONS
 from lernomatic.train.trainer import Trainer
 
 from conftest import FIXTURE_PLATFORM, FIXTURE_RTOL, ON_CUDA
@@ -45,6 +47,23 @@ def test_defaults_are_the_spec(fixture_nets):
     assert trainer.optimizer.param_groups[0]['lr'] == 1e-4 and trainer.optimizer.param_groups[0]['weight_decay'] == 1e-5
     assert trainer.train_loader is None and trainer.val_loader is None and trainer.test_loader is None
     assert trainer.loss_history is None and trainer.acc_history is None and trainer.iter_per_epoch == 0
+
+
+def test_options_and_state_are_declared_once():
+    """Every option and every attribute compat uses is annotated on the class (for mypy), with no value there:
+    the option table alone holds the defaults."""
+    options = {**TRAINER_OPTIONS, **LIGHTNING_OPTIONS}
+    assert set(options) <= set(Trainer.__annotations__)
+    assert set(LernomaticTrainer.__annotations__) <= set(Trainer.__annotations__)
+    assert [name for name in options if name in vars(Trainer)] == []
+
+
+def test_optimizer_methods_name_a_missing_optimizer():
+    trainer = Trainer(None, verbose=False)
+    for call in (trainer.get_learning_rate, lambda: trainer.set_learning_rate(0.1), trainer.get_momentum,
+                 lambda: trainer.set_momentum(0.9)):
+        with pytest.raises(ConfigError, match='has no optimizer'):
+            call()
 
 
 def test_model_none_is_allowed():

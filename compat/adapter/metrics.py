@@ -12,6 +12,9 @@ class TopOneAccuracy(torchmetrics.Metric):
     """Fraction of samples whose arg-max output equals the target, as Lernomatic's `val_epoch` counts it."""
 
     full_state_update = False
+    # the states add_state() registers, declared
+    correct: torch.Tensor
+    total: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import lightning
+import torch
 
 from compat.errors import ConfigError
 from compat.schedules import (
@@ -23,7 +25,8 @@ def _accuracy(trainer: lightning.Trainer) -> float:
     return float(accuracy) if accuracy is not None else 0.0
 
 
-_SETTERS = {'lr': set_optimizer_lr, 'momentum': set_optimizer_momentum}
+_SETTERS: dict[str, Callable[[torch.optim.Optimizer, float], None]] = {
+    'lr': set_optimizer_lr, 'momentum': set_optimizer_momentum}
 
 
 class ScheduleCallback(lightning.Callback):

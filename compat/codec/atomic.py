@@ -135,11 +135,12 @@ def _mode_for(target: Path) -> int:
 def _disk_full(error: BaseException) -> str | None:
     """'the disk is full' (or the like) when `error` or what caused it is an out-of-space OSError."""
     seen = 0
-    while error is not None and seen < 10:
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    current: BaseException | None = error
+    while current is not None and seen < 10:
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             return {errno.ENOSPC: 'the disk is full', errno.EDQUOT: 'the disk quota is exceeded',
-                    errno.EFBIG: 'the file is larger than this process may write'}[error.errno]
-        error = error.__cause__ or error.__context__
+                    errno.EFBIG: 'the file is larger than this process may write'}[current.errno]
+        current = current.__cause__ or current.__context__
         seen += 1
     return None
 

@@ -33,7 +33,7 @@ class HistoryFileError(ValueError):
 
 def _is_count(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) \
-        and 0 <= value <= MAX_COUNTER
+        and bool(0 <= value <= MAX_COUNTER)
 
 
 def _checked_array(key: str, value: Any, current: Any) -> np.ndarray | None:
@@ -46,10 +46,6 @@ def _checked_array(key: str, value: Any, current: Any) -> np.ndarray | None:
         raise HistoryFileError(f'{short_repr(key)} has shape {value.shape}, this trainer keeps {current.shape}')
     # an own, writable copy in the trainer's float dtype: an int or bool history would slip past the NaN checks
     dtype = current.dtype if isinstance(current, np.ndarray) and current.dtype.kind == 'f' else np.float64
-    if isinstance(current, np.ndarray) and len(value) < len(current):  # a shorter run's file: room for this run's
-        room = np.zeros(current.shape, dtype=dtype)
-        room[:len(value)] = value
-        return room
     return np.array(value, dtype=dtype)
 
 

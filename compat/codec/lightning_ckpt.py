@@ -59,7 +59,7 @@ def _optimizer_steps(optim_state: Any) -> int:
     for state in (states.values() if isinstance(states, Mapping) else ()):
         step = state.get('step') if isinstance(state, Mapping) else None
         try:
-            count = float(step)  # a tensor or a number; anything else is no count
+            count = float(step)  # type: ignore[arg-type]  # a tensor or a number; anything else is no count
         except (TypeError, ValueError, RuntimeError):
             continue
         if math.isfinite(count) and 0 <= count < 2 ** 62:

@@ -127,7 +127,7 @@ def _checked_group(fname: Any, where: str, group: Any, optimizer_class: type | N
     scratch_param = torch.zeros(1, 1, requires_grad=True)  # a matrix: Muon takes nothing else
     fresh = optimizer_class([scratch_param])
     known = set(fresh.defaults)
-    accepted = set(inspect.signature(optimizer_class.__init__).parameters)
+    accepted = set(inspect.signature(optimizer_class).parameters)
     hyper = {key: value for key, value in group.items()
              if key in known and key in accepted and key not in IMPLEMENTATION_FLAGS}
     try:

@@ -23,7 +23,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 __all__ = ['prescan', 'PrescanError', 'MAX_OBJECTS', 'MAX_DEPTH', 'ALLOWED_GLOBALS']
 
@@ -88,7 +88,7 @@ class _Walk:
         self.stack.append(item)
 
     def pop_to_mark(self) -> list[_Item]:
-        items = []
+        items: list[_Item] = []
         while self.stack:
             top = self.stack.pop()
             if top is _MARK:
@@ -142,9 +142,9 @@ class _Walk:
             self.check_global(f'{module}.{attribute}')
             self.push(_Item(1, 0, f'{module}.{attribute}'))
         elif name == 'STACK_GLOBAL':
-            module, attribute = self.pop(2)
-            self.check_global(f'{module.value}.{attribute.value}')
-            self.push(_Item(1, 0, f'{module.value}.{attribute.value}'))
+            module_item, attribute_item = self.pop(2)
+            self.check_global(f'{module_item.value}.{attribute_item.value}')
+            self.push(_Item(1, 0, f'{module_item.value}.{attribute_item.value}'))
         elif name in ('BINPERSID', 'PERSID'):
             pid = self.pop(1)[0] if name == 'BINPERSID' else _Item(1, 0, arg)
             self.check_storage(pid)
@@ -170,7 +170,7 @@ class _Walk:
             self.push(_Item(container.size + sum(item.size for item in added), depth))
             return
         deeper = 1 if name in _NEW_CONTAINER or name in _CALLS else 0
-        value = arg if isinstance(arg, (str, int)) and not isinstance(arg, bool) else None
+        value: Any = arg if isinstance(arg, (str, int)) and not isinstance(arg, bool) else None
         if name in ('TUPLE', 'TUPLE1', 'TUPLE2', 'TUPLE3') and len(popped) <= 8:
             value = tuple(item.value for item in popped)
         self.push(_Item(1 + sum(item.size for item in popped),
@@ -178,7 +178,7 @@ class _Walk:
                         max((item.depth for item in popped), default=0), value))
 
 
-def _walk_pickle(stream: io.BufferedIOBase, room: int) -> Any:
+def _walk_pickle(stream: IO[bytes], room: int) -> Any:
     """Walk one pickle; the value of what it unpickles to, where that is a plain int or string (else None)."""
     walk = _Walk(room)
     try:
@@ -201,14 +201,18 @@ def _scan_zip(path: Path, size: int) -> None:
             raise PrescanError('its zip entries claim more bytes than the file has')
         for entry in (entry for entry in entries if entry.filename.endswith('.pkl')):
             with archive.open(entry) as stream:
-                _walk_pickle(io.BufferedReader(stream), size)  # type: ignore[arg-type]  # a ZipExtFile is a raw stream
+                _walk_pickle(io.BufferedReader(stream), size)  # type: ignore[type-var]  # buffered: genops reads bytewise
 
 
 def prescan(path: str | os.PathLike) -> None:
     """Walk `path`'s pickles before torch reads them; PrescanError says what is beyond bounds."""
     path = Path(path)
     size = path.stat().st_size
-    if zipfile.is_zipfile(path):
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except zipfile.BadZipFile as error:  # an end record that is no zip's
+        raise PrescanError(f'the file is truncated or not a torch.save file (BadZipFile: {str(error)[:200]})') from None
+    if is_zip:
         try:
             _scan_zip(path, size)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError, RuntimeError,

@@ -42,7 +42,11 @@ class RngStateError(ValueError):
 
 def capture_rng_state() -> dict[str, Any]:
     """torch (CPU and every initialised CUDA device), numpy and Python `random` states, in the stored form."""
-    algorithm, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = np.random.get_state()
+    if not isinstance(numpy_state, tuple):  # a dict when np.random.set_bit_generator() replaced MT19937
+        raise RngStateError(f"numpy's global generator is a {numpy_state.get('bit_generator')}: only an MT19937 "
+                            "state can be stored (the original's form)")
+    algorithm, keys, pos, has_gauss, cached = numpy_state
     state: dict[str, Any] = {
         'torch': torch.get_rng_state(),
         'numpy': {'algorithm': str(algorithm), 'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos),

@@ -44,7 +44,7 @@ def _numpy_globals() -> list[Any]:
     Files written with numpy 1.x name `numpy.core.multiarray`; numpy 2 names `numpy._core`.
     Old Lernomatic history files are of the first kind, so both spellings are allowed.
     """
-    multiarray = np._core.multiarray  # noqa: SLF001 - the pickled names live here
+    import numpy._core.multiarray as multiarray  # the pickled names live here (numpy's stubs leave np._core out)
     entries: list[Any] = [np.ndarray, np.dtype]
     for module in ('numpy._core.multiarray', 'numpy.core.multiarray'):
         entries.append((multiarray._reconstruct, f'{module}._reconstruct'))
@@ -65,7 +65,9 @@ def _torch_reason(text: str) -> str:
         reason = ' '.join(unpickler.group(1).split())[:300]
         opcode = re.fullmatch(r'Unsupported operand (\d+)', reason)
         if opcode and int(opcode.group(1)) < 256:  # name it: LONG4 (an integer over 255 bytes) says more than 139
-            op = pickletools.code2op.get(chr(int(opcode.group(1))))
+            code = chr(int(opcode.group(1)))
+            # pickletools.code2op, looked up by hand: typeshed declares `opcodes` but not that dict
+            op = next((info for info in pickletools.opcodes if info.code == code), None)
             reason += f' (pickle opcode {op.name})' if op else ''
         return reason
     reader = re.search(r'(failed reading zip archive: [^.]+|file_read[^.]*|unexpected pos [^.]*)', text)

@@ -35,7 +35,7 @@ from compat.codec.resume import (
 from compat.codec.rng import RngStateError, capture_rng_state, check_rng_state, restore_rng_state
 from compat.codec.safe_load import safe_load
 from compat.codec.trust import loading
-from compat.errors import CheckpointError
+from compat.errors import CheckpointError, ConfigError
 from compat.logs import get_logger
 from compat.optim import optimizer_class
 from compat.state.histories import declared_histories
@@ -52,6 +52,8 @@ def save_trainer_checkpoint(trainer: LernomaticTrainer, fname: str) -> None:
     """Write `{'model', 'optim', 'trainer_params', 'rng_state', 'resume'}` for `trainer`, atomically."""
     counters = {counter: getattr(trainer, counter) for counter in declared_histories(trainer).values()
                 if counter is not None and isinstance(getattr(trainer, counter, None), int)}
+    if trainer.optimizer is None:
+        raise ConfigError(f'{trainer!r} has no optimizer to save: _init_optimizer() left self.optimizer as None')
     state = trainer._run_state
     write_checkpoint(fname, trainer.model.get_params(), portable_optimizer_state(trainer.optimizer,
                                                                                  state.capturable_before),
@@ -122,14 +124,31 @@ def apply_history_file(trainer: LernomaticTrainer, fname: str, trusted: bool = F
         shown = ', '.join(short_repr(key, 40) for key in unknown[:10]) + (f' and {len(unknown) - 10} more'
                                                                           if len(unknown) > 10 else '')
         log.warning('%s: ignored key(s) %s: not part of the history of %s', fname, shown, type(trainer).__name__)
+    point = trainer._run_state.resume
     with unchanged_on_error(trainer, fname):
         for key, value in values.items():
             if value is None and isinstance(getattr(trainer, key, None), np.ndarray):
                 continue  # nothing recorded there; keep this trainer's (empty) array
+            if point is not None and isinstance(value, np.ndarray):
+                value = _room_for_resume_point(trainer, key, value, point)
             setattr(trainer, key, value)
-        if trainer._run_state.resume is not None:
+        if point is not None:
             check_resume_point_fits(trainer, trainer._run_state.resume, fname)
             align_with_resume_point(trainer, trainer._run_state.resume, history_file=fname)
+
+
+def _room_for_resume_point(trainer: LernomaticTrainer, name: str, array: np.ndarray, point: ResumePoint,
+                           ) -> np.ndarray:
+    """A history file older than the loaded checkpoint (a shorter run's) holds fewer values than the checkpoint
+    counted: its array gets the trainer's length, the values in between left at 0 (and said, when aligning)."""
+    counter = declared_histories(trainer).get(name)
+    own = getattr(trainer, name, None)
+    if counter is None or point.counters.get(counter, 0) <= len(array) or not isinstance(own, np.ndarray) \
+            or len(own) <= len(array) or own.shape[1:] != array.shape[1:]:
+        return array
+    room = np.zeros(own.shape, dtype=array.dtype)
+    room[:len(array)] = array
+    return room
 
 
 @contextlib.contextmanager

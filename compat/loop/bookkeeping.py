@@ -17,6 +17,7 @@ from typing import Any
 import lightning
 import numpy as np
 import torch
+import torchmetrics
 
 from compat.distributed import is_rank_zero
 from compat.errors import NonFiniteLossError
@@ -72,9 +73,9 @@ def _should_stop(legacy: LernomaticTrainer) -> bool:
         say(log, legacy.verbose, 'accuracy %.4f reached stop_when_acc=%s at %s: stopping',
             accuracy, legacy.stop_when_acc, epoch_label(legacy.cur_epoch, legacy.num_epochs))
         return True
-    early = legacy.early_stop
-    if early is not None and legacy.acc_iter > early['num_epochs']:
-        gained = accuracy - float(legacy.acc_history[legacy.acc_iter - 1 - early['num_epochs']])
+    early, history = legacy.early_stop, legacy.acc_history  # history holds `accuracy`: not None here
+    if early is not None and history is not None and legacy.acc_iter > early['num_epochs']:
+        gained = accuracy - float(history[legacy.acc_iter - 1 - early['num_epochs']])
         if gained < early['improv']:
             say(log, legacy.verbose, 'stopping early at %s: accuracy gained %.4f over %d epochs',
                 epoch_label(legacy.cur_epoch, legacy.num_epochs), gained, early['num_epochs'])
@@ -257,8 +258,9 @@ class LernomaticBookkeeping(lightning.Callback):
 
     def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
         legacy = self.legacy
-        if hasattr(pl_module, 'close_training_epoch'):
-            pl_module.close_training_epoch()
+        close = getattr(pl_module, 'close_training_epoch', None)  # a hook of compat's modules, not Lightning's
+        if close is not None:
+            close()
         self._deliver_reports(pl_module, wait=True)
         check_losses_finite(legacy)
         say(log, legacy.verbose, 'Finished %s in %.2fs', epoch_label(legacy.cur_epoch, legacy.num_epochs),
@@ -282,12 +284,14 @@ class LernomaticBookkeeping(lightning.Callback):
             self.legacy.val_loss_iter += 1
 
     def on_validation_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
-        if hasattr(pl_module, 'close_evaluation_epoch'):
-            pl_module.close_evaluation_epoch()
+        close = getattr(pl_module, 'close_evaluation_epoch', None)
+        if close is not None:
+            close()
         for stage in self.eval_stages:
             if stage in self.hand_written:
                 continue
             accuracy_metric = pl_module.val_accuracy if stage == 'val' else pl_module.test_accuracy
+            assert isinstance(accuracy_metric, torchmetrics.Metric), "compat's modules hold TopOneAccuracy metrics"
             accuracy = float(accuracy_metric.compute())
             accuracy_metric.reset()
             losses = self._eval_losses.get(stage) or []
@@ -299,6 +303,8 @@ class LernomaticBookkeeping(lightning.Callback):
 
     def _finish_validation(self, mean_loss: float, accuracy: float) -> None:
         legacy = self.legacy
+        if legacy.acc_history is None:
+            raise ValueError(f'{type(legacy).__name__}.acc_history is None: there is no val_loader for it')
         legacy.acc_history[legacy.acc_iter] = accuracy
         legacy.acc_iter += 1
         say(log, legacy.verbose, '[VAL]   %s  mean loss %.4f  accuracy %.4f',

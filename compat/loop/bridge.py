@@ -12,6 +12,7 @@ graph (`compat.loop.captured_step`); a subclass's own
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import lightning
@@ -96,7 +97,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         self._loaders = {stage: getattr(legacy, attr) for stage, attr in _STAGE_LOADERS.items()}
         self._device_loaders: dict[str, Any] = {}
         self._routed: dict[str, RoutedOptimizer] = {}
-        self._eval_stage = None
+        self._eval_stage: str | None = None
         self._ended_early = False
         self._scaled_backward = False
         self._captured: CapturedStep | None = None
@@ -148,9 +149,12 @@ class EpochBridge(FastHookName, lightning.LightningModule):
 
     def install(self) -> None:
         """Put fed loaders where the user's loops look for their loaders."""
-        lengths = {'train': lambda: int(self.trainer.num_training_batches)}
+        def val_batches(index: int) -> Callable[[], int]:
+            return lambda: int(self.trainer.num_val_batches[index])
+
+        lengths: dict[str, Callable[[], int]] = {'train': lambda: int(self.trainer.num_training_batches)}
         for index, stage in enumerate(self.eval_stages):
-            lengths[stage] = lambda index=index: int(self.trainer.num_val_batches[index])
+            lengths[stage] = val_batches(index)
         for stage, runner in self.runners.items():
             setattr(self.legacy, _STAGE_LOADERS[stage], FedLoader(self._loaders[stage], runner, lengths[stage]))
 
@@ -174,6 +178,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         self.legacy._run_state.position.batches_done = batch_idx + 1
         if batch_idx < self._skip:
             if batch_idx + 1 == self._skip:  # the generators as they were when the checkpoint was written
+                assert self._rng_after_skip is not None, '_apply_resume_point sets it with _skip'
                 restore_rng_state(self._rng_after_skip)
                 self._skip, self._rng_after_skip = 0, None
             return None
@@ -185,9 +190,10 @@ class EpochBridge(FastHookName, lightning.LightningModule):
             return self._captured(data, target)
         loss = self.legacy.criterion(self(data), target)
         if self.step_mode == 'lean':
-            self.legacy.optimizer.zero_grad()
+            optimizer = self._default_optimizer()
+            optimizer.zero_grad()
             loss.backward()
-            self._counted_step(self.legacy.optimizer)
+            self._counted_step(optimizer)
             return loss.detach()
         return loss
 
@@ -199,6 +205,14 @@ class EpochBridge(FastHookName, lightning.LightningModule):
             return None
         accuracy = self.val_accuracy if stage == 'val' else self.test_accuracy
         return evaluate_batch(self, self.legacy.criterion, batch, accuracy)
+
+    def _default_optimizer(self) -> torch.optim.Optimizer:
+        """The trainer's optimizer, which the default training loop steps."""
+        optimizer = self.legacy.optimizer
+        if optimizer is None:
+            raise ConfigError(f'{type(self.legacy).__name__} has no optimizer: _init_optimizer() left '
+                              'self.optimizer as None')
+        return optimizer
 
     def configure_optimizers(self) -> Any:
         if not self.hand_written_train:
@@ -215,8 +229,9 @@ class EpochBridge(FastHookName, lightning.LightningModule):
             self._epoch_rng_state = capture_rng_state()
         self._steppers = step_counters(self.trainer)
         if self.step_mode == 'captured':
-            self._captured = CapturedStep(self.forward, self.legacy.criterion, self.legacy.optimizer,
-                                          self._steppers[id(self.legacy.optimizer)], self.legacy._run_state)
+            optimizer = self._default_optimizer()
+            self._captured = CapturedStep(self.forward, self.legacy.criterion, optimizer,
+                                          self._steppers[id(optimizer)], self.legacy._run_state)
         if not self.hand_written_train:
             return
         if self.trainer.world_size > 1 and not isinstance(self.trainer.strategy, UnwrappedDDPStrategy):
@@ -278,6 +293,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
                 raise CheckpointError(f'the loaded checkpoint was written after batch {point.batches_done} of epoch '
                                       f'{point.epoch}, but the training loader has {batches} batches: it was written '
                                       'with other data or another batch size (nothing was trained)')
+            assert point.epoch_rng_state is not None, "read_resume_point requires it of a 'train' position"
             restore_rng_state(point.epoch_rng_state)
             self._skip, self._rng_after_skip = point.batches_done, point.rng_state
         else:
@@ -325,8 +341,9 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         self.runners[stage].start()
 
     def _leave_eval_stage(self) -> None:
-        if self._eval_stage in self.runners:
-            self.runners[self._eval_stage].finish()
+        stage = self._eval_stage
+        if stage is not None and stage in self.runners:
+            self.runners[stage].finish()
         self._eval_stage = None
 
     def close_evaluation_epoch(self) -> None:

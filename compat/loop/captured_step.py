@@ -123,10 +123,12 @@ class CapturedStep:
             self._capture(data, target, shape)
         if shape != self._shape:
             return self._eager_step(data, target, set_to_none=False)  # keeps the graph's gradient buffers
-        static_data, static_target, static_loss = self._static
+        graph, static = self._graph, self._static
+        assert graph is not None and static is not None, 'recorded together by _capture() above'
+        static_data, static_target, static_loss = static
         static_data.copy_(data)
         static_target.copy_(target)
-        self._graph.replay()
+        graph.replay()
         return static_loss.clone()
 
     def _eager_step(self, data: torch.Tensor, target: torch.Tensor, set_to_none: bool) -> torch.Tensor:

@@ -87,7 +87,7 @@ class DeviceTensorLoader:
         # A DataLoader iterator draws its workers' base seed from the global generator first: so do we,
         # so that everything drawn afterwards (dropout, the next epoch's order) is what it would be.
         torch.empty((), dtype=torch.int64).random_(generator=self._loader.generator)
-        batches = list(self._loader.batch_sampler)  # the sampler draws its order now, as on the first batch
+        batches = list(self._loader.batch_sampler or ())  # the sampler draws its order now, as on the first batch
         if not batches:
             return
         flat = torch.tensor([index for batch in batches for index in batch], dtype=torch.int64)

@@ -77,8 +77,10 @@ class EpochRunner:
         return _RETURNED
 
     def _resume(self, value: Any = None) -> None:
-        signal = self._coroutine.switch(value) if value is not None else self._coroutine.switch()
-        if signal is _RETURNED or self._coroutine.dead:
+        coroutine = self._coroutine
+        assert coroutine is not None, 'start() creates the coroutine before anything resumes it'
+        signal = coroutine.switch(value) if value is not None else coroutine.switch()
+        if signal is _RETURNED or coroutine.dead:
             self._returned = True
 
 

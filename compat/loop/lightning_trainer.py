@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -50,7 +51,7 @@ def lightning_logger(legacy: LernomaticTrainer) -> Any:
         return legacy.logger or None
     state = legacy._run_state
     if state.logger is None:
-        state.logger = TensorBoardLogger(save_dir=legacy.checkpoint_dir, name=legacy.checkpoint_name,
+        state.logger = TensorBoardLogger(save_dir=os.fspath(legacy.checkpoint_dir), name=legacy.checkpoint_name,
                                          default_hp_metric=False)
     return state.logger
 

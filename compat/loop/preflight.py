@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sized
 from typing import Any
 
 import torch
@@ -120,6 +120,7 @@ def _first_batch(name: str, loader: torch.utils.data.DataLoader) -> Any:
     dataset = loader.dataset
     if loader.batch_sampler is None:
         return loader.collate_fn(_read(name, dataset, 0))
+    assert isinstance(dataset, Sized), 'check_first_batch reads a first batch only where _has_samples(dataset)'
     count = min(len(dataset), loader.batch_size or getattr(loader.batch_sampler, 'batch_size', None) or 1)
     samples = [_read(name, dataset, index) for index in range(count)]
     try:
@@ -179,8 +180,12 @@ def check_first_batch(legacy: LernomaticTrainer, hand_written: frozenset[str] = 
     Raises:
         ConfigError: naming the dataset, the batch's shapes and dtypes, the model's output and the error.
     """
+    if 'train' in hand_written:
+        return
     loader = legacy.train_loader
-    if 'train' in hand_written or not _has_samples(loader.dataset):
+    if loader is None:
+        raise ConfigError(f'{legacy!r} has no training data: pass train_dataset= or call set_train_dataset()')
+    if not _has_samples(loader.dataset):
         return
     name = 'train_dataset'
     net, criterion = legacy.model.get_net(), legacy.criterion
@@ -221,7 +226,9 @@ def check_loaders_have_batches(legacy: LernomaticTrainer) -> None:
         except TypeError:  # an IterableDataset without a length
             continue
         if length == 0:
-            size = len(loader.dataset)
-            raise ConfigError(f'{name} has no batches: its dataset holds {size} samples, fewer than its batch '
+            dataset = loader.dataset
+            # a dataset without a length can still make batches through a sampler of its own
+            held = f'holds {len(dataset)} samples, fewer than' if isinstance(dataset, Sized) else 'yields fewer than'
+            raise ConfigError(f'{name} has no batches: its dataset {held} its batch '
                               f'size {loader.batch_size}, and drop_last=True drops the incomplete batch. Use a '
                               'smaller batch_size / val_batch_size or drop_last=False')

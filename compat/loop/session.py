@@ -31,7 +31,7 @@ def _eval_stages(legacy: LernomaticTrainer) -> list[str]:
 
 
 @contextlib.contextmanager
-def _session(legacy: LernomaticTrainer, bridge: EpochBridge, verbose: bool) -> Iterator[None]:
+def _session(legacy: LernomaticTrainer, bridge: EpochBridge, verbose: int) -> Iterator[None]:
     """Install the bridge for one run; afterwards restore the trainer's own objects on its device.
 
     Lightning's teardown moves modules and optimizer state to the CPU; old code goes on using
@@ -61,6 +61,7 @@ def _finish_validated_epoch(legacy: LernomaticTrainer, point: ResumePoint | None
     if point is None or point.phase != 'validated' or point.epoch != legacy.cur_epoch:
         return point, False
     stop = end_of_epoch(legacy)
+    assert point.rng_state is not None, 'load_checkpoint keeps a resume point only with its generator states'
     restore_rng_state(point.rng_state)
     return ResumePoint('idle', legacy.cur_epoch, 0, point.counters, point.best_acc, None, point.rng_state), stop
 

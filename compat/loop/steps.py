@@ -31,7 +31,8 @@ LEAN_SKIPPED_HOOKS = ('on_before_zero_grad', 'on_before_backward', 'on_after_bac
 def overridden_hooks(trainer: lightning.Trainer, hooks: tuple[str, ...]) -> list[str]:
     """`Callback.hook` for each callback of `trainer` that overrides one of `hooks`."""
     found = []
-    for callback in trainer.callbacks:
+    # Lightning's CallbackConnector assigns `trainer.callbacks` (a documented attribute) without declaring it
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
         for hook in hooks:
             if getattr(type(callback), hook, None) is not getattr(lightning.Callback, hook):
                 found.append(f'{type(callback).__name__}.{hook}')

@@ -7,12 +7,21 @@ reads or writes; `lernomatic.train.trainer.Trainer` satisfies it, and mypy check
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from compat.state.run_state import RunState
+
+if TYPE_CHECKING:  # for the annotations only: importing this module must not import Lightning (the CLI's start-up)
+    import lightning
+    from lightning.pytorch.accelerators import Accelerator
+    from lightning.pytorch.loggers import Logger
+    from lightning.pytorch.strategies import Strategy
 
 __all__ = ['LernomaticTrainer']
 
@@ -22,39 +31,40 @@ class LernomaticTrainer(Protocol):
 
     # ---- options (lernomatic.train.options)
     num_epochs: int
-    verbose: Any
+    optim_function: str
+    verbose: int  # False/True or 0, 1, 2 (compat.logs.verbosity)
     print_every: int
     save_every: int
     save_best: bool
     save_hist: bool
-    checkpoint_dir: str
+    checkpoint_dir: str | os.PathLike[str]
     checkpoint_name: str
     stop_when_acc: float
-    early_stop: dict[str, Any] | None
+    early_stop: Mapping[str, Any] | None
     stop_on_nonfinite: bool
-    tb_writer: Any
-    lr_scheduler: Any
+    tb_writer: Any  # None or a SummaryWriter (anything with add_scalar)
+    lr_scheduler: Any  # None or any object with get_lr() (compat.schedules)
     mtm_scheduler: Any
     device_id: int
-    accelerator: Any
-    devices: Any
-    strategy: Any
-    precision: Any
-    callbacks: list[Any] | None
-    logger: Any
-    deterministic: Any
+    accelerator: str | Accelerator | None
+    devices: int | str | list[int] | None
+    strategy: str | Strategy
+    precision: int | str | None
+    callbacks: Sequence[lightning.Callback] | None
+    logger: bool | Logger
+    deterministic: bool | Literal['warn'] | None
     cuda_graph: bool
     data_on_device: bool
-    trusted_modules: list[str] | None
+    trusted_modules: Sequence[str] | None
 
     # ---- what it trains with
-    model: Any
+    model: Any  # a LernomaticModel, or old code's object with its methods; None until one is given or loaded
     optimizer: torch.optim.Optimizer | None
-    criterion: Any
+    criterion: torch.nn.Module
     device: torch.device
-    train_loader: Any
-    val_loader: Any
-    test_loader: Any
+    train_loader: DataLoader[Any] | None
+    val_loader: DataLoader[Any] | None
+    test_loader: DataLoader[Any] | None
 
     # ---- its state
     cur_epoch: int

@@ -60,8 +60,9 @@ class LernomaticModel:
             'module_name': self.get_module_name(),
             'module_import_path': self.get_module_import_path(),
         }
-        if callable(getattr(self, 'get_model_args', None)):
-            params['model_args'] = dict(self.get_model_args())
+        get_model_args = getattr(self, 'get_model_args', None)  # optional: only subclasses that take args define it
+        if callable(get_model_args):
+            params['model_args'] = dict(get_model_args())
         return params
 
     def set_params(self, params: dict[str, Any]) -> None:

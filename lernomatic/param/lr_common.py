@@ -62,6 +62,38 @@ class LRFinder:
     options: Mapping[str, Field] = FINDER_OPTIONS
     state_fields: Mapping[str, Field] = FINDER_STATE
 
+    # ---- declared attributes: annotations only, no values. Defaults and checks are in the field tables
+    # (lernomatic.param.lr_finder_fields), which __init__, _init_history, save and load read.
+    # options (FINDER_OPTIONS)
+    num_epochs: int
+    lr_mult: float
+    lr_min: float
+    lr_max: float
+    explode_thresh: float
+    beta: float
+    gamma: float
+    lr_min_factor: float
+    lr_max_scale: float
+    lr_select_method: str
+    lr_trunc: int
+    max_batches: int
+    grad_thresh: float
+    acc_test: bool
+    print_every: int
+    verbose: bool
+    expr_id: int | str | None
+    # what find() records (FINDER_STATE)
+    avg_loss: float
+    best_loss: float
+    best_loss_idx: int
+    best_acc: float
+    best_acc_idx: int
+    learning_rate: float
+    smooth_loss_history: list[float]
+    log_lr_history: list[float]
+    acc_history: list[float]
+    loss_grad_history: list[float]
+
     def __init__(self, trainer: Any, **kwargs: Any) -> None:
         strict = kwargs.pop('strict', None)
         if strict is not None and not isinstance(strict, bool):

@@ -8,10 +8,13 @@ histories.
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from compat.codec.checkpoint import (
     optimizer_state_to,
@@ -50,6 +53,12 @@ from compat.state.run_state import RunState
 from lernomatic.models.common import LernomaticModel
 from lernomatic.train.options import TRAINER_PARAM_KEYS, check_model_argument, check_option, resolve_options
 
+if TYPE_CHECKING:  # for the declared attributes' annotations only
+    import lightning
+    from lightning.pytorch.accelerators import Accelerator
+    from lightning.pytorch.loggers import Logger
+    from lightning.pytorch.strategies import Strategy
+
 __all__ = ['Trainer']
 
 log = get_logger('trainer')
@@ -68,6 +77,74 @@ class Trainer:
     # (HISTORIES = Trainer.HISTORIES + (History('d_loss_history', None, 'train_loader'),)) or, as old
     # subclasses did, allocate them in its _init_history.
     HISTORIES: tuple[History, ...] = TRAINER_HISTORIES
+
+    # ---- declared attributes: annotations only, no values. The options' defaults live in the option
+    # table (lernomatic.train.options), which __init__ applies; the state is set by __init__ and the
+    # _init_* steps (which subclasses override). Together they are compat.state.protocol.LernomaticTrainer.
+    # options (TRAINER_OPTIONS)
+    num_epochs: int
+    learning_rate: float
+    momentum: float
+    weight_decay: float
+    loss_function: str
+    optim_function: str
+    checkpoint_dir: str | os.PathLike[str]
+    checkpoint_name: str
+    save_hist: bool
+    verbose: int  # False/True or 0, 1, 2 (compat.logs.verbosity)
+    print_every: int
+    save_every: int
+    save_best: bool
+    device_id: int
+    device_map: Any  # kept for old code, unused
+    batch_size: int
+    val_batch_size: int
+    train_dataset: Dataset[Any] | None
+    test_dataset: Dataset[Any] | None
+    val_dataset: Dataset[Any] | None
+    shuffle: bool
+    num_workers: int
+    drop_last: bool
+    lr_scheduler: Any  # None or any object with get_lr() (compat.schedules)
+    mtm_scheduler: Any
+    stop_when_acc: float
+    early_stop: Mapping[str, Any] | None
+    tb_writer: Any  # None or a SummaryWriter (anything with add_scalar)
+    stop_on_nonfinite: bool
+    strict: bool | None
+    trusted_modules: Sequence[str] | None
+    # options passed on to lightning.Trainer (LIGHTNING_OPTIONS)
+    accelerator: str | Accelerator | None
+    devices: int | str | list[int] | None
+    strategy: str | Strategy
+    precision: int | str | None
+    callbacks: Sequence[lightning.Callback] | None
+    logger: bool | Logger
+    deterministic: bool | Literal['warn'] | None
+    cuda_graph: bool
+    data_on_device: bool
+    # what it trains with
+    model: Any  # a LernomaticModel, or old code's object with its methods; None until one is given or loaded
+    optimizer: torch.optim.Optimizer | None
+    criterion: torch.nn.Module
+    device: torch.device
+    train_loader: DataLoader[Any] | None
+    val_loader: DataLoader[Any] | None
+    test_loader: DataLoader[Any] | None
+    # its state: counters, histories (installed as compat.state.device_buffer.BufferedHistory), results
+    cur_epoch: int
+    start_epoch: int
+    iter_per_epoch: int
+    best_acc: float
+    loss_iter: int
+    val_loss_iter: int
+    acc_iter: int
+    loss_history: np.ndarray | None
+    val_loss_history: np.ndarray | None
+    acc_history: np.ndarray | None
+    test_loss: float  # set by test_epoch()
+    test_acc: float
+    _run_state: RunState
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -213,18 +290,24 @@ class Trainer:
     def get_model_params(self) -> dict | None:
         return None if self.model is None else self.model.get_net_state_dict()
 
+    def _require_optimizer(self) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            raise ConfigError(f'{self!r} has no optimizer: _init_optimizer() builds one once there is a model '
+                              '(pass one to the constructor or call load_checkpoint() first)')
+        return self.optimizer
+
     def get_learning_rate(self) -> float:
-        return self.optimizer.param_groups[0]['lr']
+        return self._require_optimizer().param_groups[0]['lr']
 
     def set_learning_rate(self, lr: float, param_zero: bool = True) -> None:
-        set_optimizer_lr(self.optimizer, lr, first_group_only=param_zero)
+        set_optimizer_lr(self._require_optimizer(), lr, first_group_only=param_zero)
 
     def get_momentum(self) -> float | None:
         """SGD-style `momentum`, or Adam-style `betas[0]`; None for optimizers with neither."""
-        return optimizer_momentum(self.optimizer)
+        return optimizer_momentum(self._require_optimizer())
 
     def set_momentum(self, momentum: float) -> None:
-        set_optimizer_momentum(self.optimizer, momentum)
+        set_optimizer_momentum(self._require_optimizer(), momentum)
 
     def set_batch_size(self, batch_size: int) -> None:
         check_option('batch_size', batch_size)
@@ -290,25 +373,45 @@ class Trainer:
     def get_acc_history(self) -> np.ndarray | None:
         return filled(self.acc_history, self.acc_iter)
 
+    def _recorded(self, name: str, array: np.ndarray | None) -> np.ndarray:
+        """History `name`, whose counter says it holds values: a clear error where it is None instead."""
+        if array is None:
+            raise ConfigError(f'{self!r} counts values recorded in {name}, but {name} is None '
+                              '(its counter was set without the array, e.g. by a history file or a subclass)')
+        return array
+
+    def _epoch_length(self, name: str, loader: DataLoader[Any] | None) -> int:
+        if loader is None:
+            raise ConfigError(f'{self!r} has no {name}, so the length of an epoch is unknown')
+        return len(loader)
+
     def get_cur_loss(self) -> float:
         """The newest training loss (the original read the slot after it, always 0)."""
-        return 0.0 if self.loss_iter == 0 else float(self.loss_history[self.loss_iter - 1])
+        if self.loss_iter == 0:
+            return 0.0
+        return float(self._recorded('loss_history', self.loss_history)[self.loss_iter - 1])
 
     def get_cur_val_loss(self) -> float:
-        return 0.0 if self.val_loss_iter == 0 else float(self.val_loss_history[self.val_loss_iter - 1])
+        if self.val_loss_iter == 0:
+            return 0.0
+        return float(self._recorded('val_loss_history', self.val_loss_history)[self.val_loss_iter - 1])
 
     def get_cur_acc(self) -> float:
-        return 0.0 if self.acc_iter == 0 else float(self.acc_history[self.acc_iter - 1])
+        if self.acc_iter == 0:
+            return 0.0
+        return float(self._recorded('acc_history', self.acc_history)[self.acc_iter - 1])
 
     def get_cur_epoch_loss(self) -> np.ndarray | None:
         if self.loss_iter == 0:
             return None
-        return self.loss_history[max(0, self.loss_iter - len(self.train_loader)):self.loss_iter]
+        start = max(0, self.loss_iter - self._epoch_length('train_loader', self.train_loader))
+        return self._recorded('loss_history', self.loss_history)[start:self.loss_iter]
 
     def get_cur_epoch_val_loss(self) -> np.ndarray | None:
         if self.val_loss_iter == 0:
             return None
-        return self.val_loss_history[max(0, self.val_loss_iter - len(self.val_loader)):self.val_loss_iter]
+        start = max(0, self.val_loss_iter - self._epoch_length('val_loader', self.val_loader))
+        return self._recorded('val_loss_history', self.val_loss_history)[start:self.val_loss_iter]
 
     def save_history(self, fname: str) -> None:
         """Write counters and every `*_history` array (a subclass's own too) in the original's layout."""
@@ -382,10 +485,10 @@ class Trainer:
             check_loaders_have_batches(self)
             self.model = loaded.model
             self._init_optimizer()
-            check_behaviour_flags(self.optimizer, loaded.data['optim'], fname)
-            self.optimizer.load_state_dict(loaded.data['optim'])
+            check_behaviour_flags(self._require_optimizer(), loaded.data['optim'], fname)
+            self._require_optimizer().load_state_dict(loaded.data['optim'])
             self._send_to_device()
-            optimizer_state_to(self.optimizer, self.device)
+            optimizer_state_to(self._require_optimizer(), self.device)
             if restore_rng and loaded.point.rng_state is not None:
                 check_resume_point_fits(self, loaded.point, fname)
                 # all generators or none: building the model above drew from the generator

@@ -36,6 +36,13 @@ class _Schedule:
     POSITIVE: ClassVar[tuple[str, ...]] = ('stepsize',)
     schedule_input: ClassVar[str] = 'iteration'
     target: ClassVar[str] = 'lr'
+    # the options, declared (their defaults are in OPTIONS, which __init__ applies), and the record
+    stepsize: float
+    start_iter: int
+    lr_history_size: int
+    no_lr_history: bool
+    lr_history: np.ndarray | None
+    lr_history_ptr: int
 
     def __init__(self, **kwargs: Any) -> None:
         strict = kwargs.pop('strict', None)
@@ -130,6 +137,8 @@ class LRScheduler(_Schedule):
     """
 
     OPTIONS = {'lr_min': 1e-4, 'lr_max': 1.0}
+    lr_min: float
+    lr_max: float
 
     def _triangular(self, x: float) -> float:
         return self.lr_min + (self.lr_max - self.lr_min) * self._rise(x)

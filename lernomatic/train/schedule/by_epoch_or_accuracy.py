@@ -19,6 +19,7 @@ class EpochSetScheduler(LRScheduler):
 
     OPTIONS = {'lr_value': False}
     schedule_input = 'epoch'
+    lr_value: bool
 
     def __init__(self, schedule: dict, **kwargs: Any) -> None:
         if not isinstance(schedule, dict) or 0 not in schedule:
@@ -44,6 +45,9 @@ class DecayWhenEpoch(LRScheduler):
     OPTIONS = {'lr_decay': 0.9, 'num_epochs': 8, 'initial_lr': None}
     POSITIVE = ('num_epochs',)
     schedule_input = 'epoch'
+    lr_decay: float
+    num_epochs: int
+    initial_lr: float  # None in OPTIONS means lr_max, which __init__ puts in its place
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -60,6 +64,10 @@ class DecayToEpoch(LRScheduler):
     OPTIONS = {'initial_lr': 3e-4, 'final_lr': 0.0, 'decay_length': 40, 'non_decay_time': 0}
     POSITIVE = ('decay_length',)
     schedule_input = 'epoch'
+    initial_lr: float
+    final_lr: float
+    decay_length: int
+    non_decay_time: int
 
     def value(self, epoch: int) -> float:
         done = min(max(epoch - self.non_decay_time, 0) / self.decay_length, 1.0)
@@ -76,6 +84,9 @@ class DecayWhenAcc(LRScheduler):
 
     OPTIONS = {'initial_lr': 0.01, 'acc_thresh': 0.05, 'lr_decay': 0.9}
     schedule_input = 'accuracy'
+    initial_lr: float
+    acc_thresh: float
+    lr_decay: float
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -101,6 +112,8 @@ class TriangularDecayWhenAcc(LRScheduler):
 
     OPTIONS = {'lr_decay': 0.9, 'acc_thresh': 0.05}
     schedule_input = 'iteration_and_accuracy'
+    lr_decay: float
+    acc_thresh: float
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -37,6 +37,7 @@ class TriangularExpScheduler(LRScheduler):
     """Triangular times exp(-k x)."""
 
     OPTIONS = {'k': 1e-4}
+    k: float
 
     def value(self, x: float) -> float:
         return self._triangular(x) * math.exp(-self.k * x)
@@ -53,6 +54,7 @@ class ExponentialDecayScheduler(LRScheduler):
     """lr_max exp(-k x)."""
 
     OPTIONS = {'k': 0.001}
+    k: float
 
     def value(self, x: float) -> float:
         return self.lr_max * math.exp(-self.k * x)
@@ -63,6 +65,8 @@ class StepScheduler(LRScheduler):
 
     OPTIONS = {'lr_decay': 0.001, 'lr_decay_every': 10000}
     POSITIVE = ('lr_decay_every',)
+    lr_decay: float
+    lr_decay_every: int
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -82,6 +86,7 @@ class LogDecayScheduler(LRScheduler):
 
     OPTIONS = {'num_iter': 50000}
     POSITIVE = ('num_iter',)
+    num_iter: int
 
     def value(self, x: float) -> float:
         done = min(max(x - self.start_iter, 0), self.num_iter) / self.num_iter
@@ -96,6 +101,7 @@ class LinearDecayScheduler(LRScheduler):
 
     OPTIONS = {'num_iters': 100000}
     POSITIVE = ('num_iters',)
+    num_iters: int
 
     def value(self, x: float) -> float:
         done = min(max(x - self.start_iter, 0), self.num_iters) / self.num_iters
@@ -120,6 +126,7 @@ class WarmRestartScheduler(LRScheduler):
 
     OPTIONS = {'step_per_epoch': 1000}
     POSITIVE = ('step_per_epoch',)
+    step_per_epoch: int
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

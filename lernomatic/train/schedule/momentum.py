@@ -23,6 +23,8 @@ class MtmScheduler(_Schedule):
 
     OPTIONS = {'mtm_min': 1e-3, 'mtm_max': 0.9}
     target = 'momentum'
+    mtm_min: float
+    mtm_max: float
 
     def value(self, x: float) -> float:
         return self.mtm_max
