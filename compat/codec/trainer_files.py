@@ -133,8 +133,8 @@ def apply_history_file(trainer: LernomaticTrainer, fname: str, trusted: bool = F
                 value = _room_for_resume_point(trainer, key, value, point)
             setattr(trainer, key, value)
         if point is not None:
-            check_resume_point_fits(trainer, trainer._run_state.resume, fname)
-            align_with_resume_point(trainer, trainer._run_state.resume, history_file=fname)
+            check_resume_point_fits(trainer, point, fname)
+            align_with_resume_point(trainer, point, history_file=fname)
 
 
 def _room_for_resume_point(trainer: LernomaticTrainer, name: str, array: np.ndarray, point: ResumePoint,
