@@ -6,7 +6,7 @@ machine tops out near the raw loop's rate).
 
 `collated`: what users run: a `TensorDataset` of CIFAR-shaped samples in a plain
 `DataLoader(batch_size=..., shuffle=True)` that collates every batch sample by sample. Every style
-builds this same loader; one epoch is `steps` batches (400 at batch 128 is about one CIFAR-10 epoch).
+builds this same loader (400 timed batches of 128 are about one CIFAR-10 epoch).
 """
 
 from __future__ import annotations

@@ -84,6 +84,8 @@ def run_graph(net: torch.nn.Module, loader: Iterable, steps: int, warmup: int, d
     step: _CapturedStep | None = None
     started = None
     for index, (data, target) in enumerate(loader):
+        if index == steps:
+            break  # batches after `steps` are the epoch's untimed tail
         if index == warmup:
             _sync(device)
             started = time.perf_counter()

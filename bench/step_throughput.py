@@ -53,7 +53,10 @@ STYLES = ('raw', 'raw_item', 'lightning', 'default', 'default_device', 'fast', '
 DEFAULT_STYLES = {'collated': STYLES[:-1], 'batches': ('raw', 'raw_item', 'lightning', 'default', 'legacy', 'fast')}
 MODELS = ('cifar', 'resnet')
 DATA = ('collated', 'batches')
-STEPS = {'collated': 400, 'batches': 800}  # collated: one epoch of 400 batches, about a CIFAR-10 epoch at 128
+STEPS = {'collated': 400, 'batches': 800}  # collated: 400 timed batches, about a CIFAR-10 epoch at batch 128
+# Batches each epoch has after the timed ones: what the defaults do once an epoch (a checkpoint at batch
+# len-1, the history file, waiting for the last reports) falls after the timed window, for every style.
+EPOCH_TAIL = 2
 CUDA_GRAPH_STYLES = frozenset({'fast', 'fast_device', 'fast_cyclic', 'graph'})
 DEVICE_DATA_STYLES = frozenset({'default_device', 'fast_device'})  # nothing to keep on the device with `batches`
 
@@ -84,6 +87,8 @@ def run_raw(model_name: str, loader, steps: int, warmup: int, device: str, sync_
     criterion = torch.nn.CrossEntropyLoss()
     started = None
     for index, (data, target) in enumerate(loader):
+        if index == steps:
+            break  # the epoch's tail is not timed (EPOCH_TAIL)
         if index == warmup:
             _sync(device)
             started = time.perf_counter()
@@ -104,8 +109,8 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def clock_callback(warmup: int, device: str):
-    """A Lightning callback class timing the steps from batch `warmup` to the end of the epoch's last batch."""
+def clock_callback(warmup: int, device: str, steps: int | None = None):
+    """A Lightning callback class timing batches `warmup` to `steps - 1` (None: to the epoch's last batch)."""
     import lightning
 
     class Clock(lightning.Callback):
@@ -118,19 +123,20 @@ def clock_callback(warmup: int, device: str):
                 Clock.started = time.perf_counter()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if batch_idx >= warmup:
+            last = trainer.num_training_batches - 1 if steps is None else steps - 1
+            if warmup <= batch_idx <= last:
                 Clock.steps += 1
-                _sync(device) if batch_idx == trainer.num_training_batches - 1 else None
+                _sync(device) if batch_idx == last else None
                 Clock.finished = time.perf_counter()
 
     return Clock
 
 
-def run_lightning(model_name: str, loader, warmup: int, device: str) -> float:
+def run_lightning(model_name: str, loader, steps: int, warmup: int, device: str) -> float:
     import lightning
 
     from compat.adapter import LernomaticModule
-    clock = clock_callback(warmup, device)
+    clock = clock_callback(warmup, device, steps)
     trainer = lightning.Trainer(max_epochs=1, accelerator='gpu' if device == 'cuda' else 'cpu', devices=1,
                                 logger=False, enable_checkpointing=False, enable_progress_bar=False,
                                 enable_model_summary=False, callbacks=[clock()])
@@ -138,13 +144,13 @@ def run_lightning(model_name: str, loader, warmup: int, device: str) -> float:
     return clock.steps / (clock.finished - clock.started)
 
 
-def bench_trainer(base: type, steps: int, data: str = 'batches') -> type:
-    """`base` reading the bench's loader: `_init_dataloaders` is where Lernomatic subclasses choose their data."""
+def bench_trainer(base: type, batches: int, data: str = 'batches') -> type:
+    """`base` reading a bench loader of `batches` batches: `_init_dataloaders` is where subclasses choose data."""
     from batches import make_loader
 
     class BenchTrainer(base):
         def _init_dataloaders(self) -> None:
-            self.train_loader = make_loader(data, steps, self.batch_size, self.device.type)
+            self.train_loader = make_loader(data, batches, self.batch_size, self.device.type)
             self.val_loader = self.test_loader = None
 
     return BenchTrainer
@@ -167,10 +173,10 @@ def run_project(model_name: str, steps: int, warmup: int, batch: int, device: st
     no_graph_here = options.get('cuda_graph', False) and device != 'cuda'
     if no_graph_here:
         options['cuda_graph'] = False
-    clock = clock_callback(warmup, device)
+    clock = clock_callback(warmup, device, steps)
     files = tempfile.mkdtemp(prefix='step_bench_')  # checkpoints, history file and TensorBoard logs of the run
     try:
-        trainer = bench_trainer(HandWrittenTrainer if style == 'legacy' else Trainer, steps, data)(
+        trainer = bench_trainer(HandWrittenTrainer if style == 'legacy' else Trainer, steps + EPOCH_TAIL, data)(
             make_model(model_name), batch_size=batch, num_epochs=1, learning_rate=1e-3, weight_decay=0.0,
             device_id=0 if device == 'cuda' else -1, checkpoint_dir=files, callbacks=[clock()], **options)
         if style == 'fast_cyclic':
@@ -197,15 +203,16 @@ def worker(style: str, model_name: str, steps: int, warmup: int, batch: int, dev
     if style in TRAINER_STYLES:
         return run_project(model_name, steps, warmup, batch, device, style, data)
     from batches import make_loader
-    loader = make_loader(data, steps, batch, device)
+    loader = make_loader(data, steps + EPOCH_TAIL, batch, device)
     if style == 'graph':
         return run_hand_graph(model_name, loader, steps, warmup, device)
     if style == 'lightning':
-        return run_lightning(model_name, loader, warmup, device), ''
+        return run_lightning(model_name, loader, steps, warmup, device), ''
     return run_raw(model_name, loader, steps, warmup, device, sync_each_step=style == 'raw_item'), ''
 
 
 Runs = dict[str, dict[str, list[float | None]]]  # model -> style -> steps/s per round
+FAILED = 'FAILED'  # how a note about a run that raised begins
 
 
 def cyclic_twin(styles) -> str:
@@ -229,14 +236,15 @@ def ratio(runs: Runs, model_name: str, style: str, base: str) -> float | None:
     return statistics.median(a / b for a, b in pairs)
 
 
-def table(runs: Runs) -> str:
+def table(runs: Runs, failed: set[tuple[str, str]]) -> str:
+    """Steps/s per model and style, with the ratio to `raw`; 'FAILED' or 'n/a' where a style has no rate."""
     first = next(iter(runs.values()))
     lines = ['| model | ' + ' | '.join(first) + ' |', '| --- |' + ' --- |' * len(first)]
     for model_name, styles in runs.items():
         cells = []
         for style in styles:
             to_raw = ratio(runs, model_name, style, 'raw')
-            cells.append('n/a (needs CUDA)' if to_raw is None else
+            cells.append('FAILED' if (model_name, style) in failed else 'n/a (needs CUDA)' if to_raw is None else
                          f'{statistics.median(styles[style]):.0f} ({to_raw:.2f}x)')
         lines.append(f'| {model_name} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n\nsteps/s, median of the rounds (ratio to `raw`: median of the per-round ratios)'
@@ -253,7 +261,7 @@ def target_rows(runs: Runs, targets) -> list[str]:
                 continue
             measured = ratio(runs, model_name, style, compared)
             if measured is None:
-                rows.append(f'| {style} vs {compared} | {model_name} | >= {needed:.1f}x | n/a | needs CUDA |')
+                rows.append(f'| {style} vs {compared} | {model_name} | >= {needed:.1f}x | n/a | not measured |')
                 continue
             verdict = 'met' if measured >= needed else f'missed by {(needed - measured) / needed:.0%}'
             rows.append(f'| {style} vs {compared} | {model_name} | >= {needed:.1f}x | {measured:.2f}x | {verdict} |')
@@ -279,12 +287,18 @@ def run_worker(style: str, model_name: str, args: argparse.Namespace, device: st
     command = [sys.executable, __file__, '--worker', style, model_name, '--steps', str(args.steps),
                '--warmup', str(args.warmup), '--batch', str(args.batch), '--device', device, '--data', args.data]
     done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f'{style} on {model_name} failed:\n{done.stderr[-3000:]}')
+    if done.returncode != 0:  # the other styles still run: one GPU session should not be lost to one style
+        print(done.stderr[-3000:], file=sys.stderr)
+        return None, f'{FAILED} {style} on {model_name}: {_last_line(done.stderr)}'
     lines = done.stdout.splitlines()
     value = next(line for line in lines if line.startswith('RATE ')).split()[1]
     note = next((line[5:] for line in lines if line.startswith('NOTE ')), '')
     return None if value == 'None' else float(value), note
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else 'no message'
 
 
 def parse_args() -> argparse.Namespace:
@@ -338,14 +352,18 @@ def main() -> None:
     runs: Runs = {m: {s: [] for s in styles} for m in args.models}
     walls: dict[str, dict[str, list[float]]] = {m: {s: [] for s in styles} for m in args.models}
     notes: set[str] = set()
+    failed: set[tuple[str, str]] = set()
     if device != 'cuda' and CUDA_GRAPH_STYLES & set(styles):
         print(f'note: no CUDA here: {sorted(CUDA_GRAPH_STYLES & set(styles))} run their code without a CUDA graph '
               'and report no rate')
 
     def measure(style: str, model_name: str) -> tuple[float | None, str]:
-        if args.in_process:
+        if not args.in_process:
+            return run_worker(style, model_name, args, device)
+        try:
             return worker(style, model_name, args.steps, args.warmup, args.batch, device, args.data)
-        return run_worker(style, model_name, args, device)
+        except Exception as error:  # noqa: BLE001 - reported with the table; the other styles still run
+            return None, f'{FAILED} {style} on {model_name}: {type(error).__name__}: {str(error)[:300]}'
 
     begun = time.perf_counter()
     if not args.quick:
@@ -359,6 +377,8 @@ def main() -> None:
                 walls[model_name][style].append(time.perf_counter() - started)
                 runs[model_name][style].append(rate)
                 notes.add(note)
+                if note.startswith(FAILED):
+                    failed.add((model_name, style))
                 print(f'{model_name:7s} {style:15s} {rate if rate is not None else float("nan"):9.1f} steps/s '
                       f'({walls[model_name][style][-1]:.1f} s in all)', flush=True)
     wall = time.perf_counter() - begun
@@ -368,7 +388,7 @@ def main() -> None:
         print('note:', note)
     print(f'\n--data {args.data}, {args.steps} steps per run ({args.warmup} not timed), batch {args.batch}, '
           f'{args.rounds} rounds, {wall:.0f} s in all\n')
-    print(table(runs))
+    print(table(runs, failed))
     print()
     print(target_report(runs, args.data))
     info = {'device': torch.cuda.get_device_name(0) if device == 'cuda' else 'cpu', 'torch': torch.__version__,
@@ -378,6 +398,8 @@ def main() -> None:
             'runs': runs, 'median': medians, 'process_wall_s': walls, 'wall_s': wall,
             'notes': sorted(notes - {''})}
     args.out.write_text(json.dumps(info, indent=1))
+    if failed:
+        sys.exit(f'{len(failed)} style(s) failed: {sorted(failed)} (their errors above; the rest is in {args.out})')
 
 
 if __name__ == '__main__':

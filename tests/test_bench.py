@@ -54,3 +54,14 @@ def test_profile_step_splits_the_step(tmp_path):
     for part in ('model forward', 'backward', 'optimizer step', 'Lernomatic bookkeeping'):
         assert split[part] > 0, part
     assert '| whole step | 100% |' in run.stdout
+
+
+def test_sync_debug_runs_its_trainers(tmp_path):
+    """On the CPU there is no CUDA to watch: the script's trainers (schedule included) run through its window."""
+    out = tmp_path / 'sync.json'
+    run = subprocess.run([sys.executable, str(REPO / 'bench' / 'sync_debug.py'), '--styles', 'fast_cyclic',
+                          '--steps', '14', '--batch', '16', '--first', '4', '--last', '12', '--out', str(out)],
+                         capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:]
+    (result,) = json.loads(out.read_text())['results']
+    assert result == {'style': 'fast_cyclic', 'synced': False, 'watched': 8, 'debug_mode': False}
