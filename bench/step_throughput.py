@@ -53,7 +53,7 @@ STYLES = ('raw', 'raw_item', 'lightning', 'default', 'default_device', 'fast', '
 DEFAULT_STYLES = {'collated': STYLES[:-1], 'batches': ('raw', 'raw_item', 'lightning', 'default', 'legacy', 'fast')}
 MODELS = ('cifar', 'resnet')
 DATA = ('collated', 'batches')
-STEPS = {'collated': 400, 'batches': 800}  # collated: 400 timed batches, about a CIFAR-10 epoch at batch 128
+STEPS = {'collated': 400, 'batches': 800}  # batches per run, warm-up included; 400 of 128: about a CIFAR-10 epoch
 # Batches each epoch has after the timed ones: what the defaults do once an epoch (a checkpoint at batch
 # len-1, the history file, waiting for the last reports) falls after the timed window, for every style.
 EPOCH_TAIL = 2
