@@ -307,6 +307,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--data', default='collated', choices=DATA,
                         help='collated: a TensorDataset collated per sample (default); batches: pinned whole batches')
     parser.add_argument('--rounds', type=int, default=2, help='A..Z then Z..A, and so on')
+    parser.add_argument('--budget-s', type=float, default=None,
+                        help='start no round that would end past this many seconds (one round always runs)')
     parser.add_argument('--steps', type=int, default=None, help='batches per run (one epoch); default 400 '
                         'collated, 800 batches')
     parser.add_argument('--warmup', type=int, default=50, help='first batches not timed')
@@ -337,6 +339,81 @@ def chosen_styles(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(style for style in STYLES if style in wanted)
 
 
+class Session:
+    """The runs of one invocation, written to JSON after every run, so a run cut short keeps what it measured."""
+
+    def __init__(self, args: argparse.Namespace, device: str, styles: tuple[str, ...]) -> None:
+        import lightning
+        import torch
+        self.args, self.device, self.styles = args, device, styles
+        self.runs: Runs = {m: {s: [] for s in styles} for m in args.models}
+        self.walls: dict[str, dict[str, list[float]]] = {m: {s: [] for s in styles} for m in args.models}
+        self.notes: set[str] = set()
+        self.failed: set[tuple[str, str]] = set()
+        self.rounds_done = 0
+        self.begun = time.perf_counter()
+        self.info = {'device': torch.cuda.get_device_name(0) if device == 'cuda' else 'cpu',
+                     'torch': torch.__version__, 'lightning': lightning.__version__, 'date': time.strftime('%Y-%m-%d'),
+                     'data': args.data, 'batch': args.batch, 'steps': args.steps, 'warmup': args.warmup,
+                     'epoch_tail': EPOCH_TAIL, 'in_process': args.in_process, 'trainer_styles': TRAINER_STYLES,
+                     'cyclic_schedule': CYCLIC}
+
+    def measure(self, style: str, model_name: str) -> tuple[float | None, str]:
+        args = self.args
+        if not args.in_process:
+            return run_worker(style, model_name, args, self.device)
+        try:
+            return worker(style, model_name, args.steps, args.warmup, args.batch, self.device, args.data)
+        except Exception as error:  # noqa: BLE001 - reported with the table; the other styles still run
+            return None, f'{FAILED} {style} on {model_name}: {type(error).__name__}: {str(error)[:300]}'
+
+    def record(self, style: str, model_name: str) -> None:
+        """One timed run of `style`, printed and saved."""
+        started = time.perf_counter()
+        rate, note = self.measure(style, model_name)
+        self.walls[model_name][style].append(time.perf_counter() - started)
+        self.runs[model_name][style].append(rate)
+        self.notes.add(note)
+        if note.startswith(FAILED):
+            self.failed.add((model_name, style))
+        print(f'{model_name:7s} {style:15s} {rate if rate is not None else float("nan"):9.1f} steps/s '
+              f'({self.walls[model_name][style][-1]:.1f} s in all)', flush=True)
+        self.save(partial=True)
+
+    def complete_runs(self) -> Runs:
+        """The rounds every style finished: a round cut short is left out of the table."""
+        return {m: {s: rates[:self.rounds_done] for s, rates in styles.items()} for m, styles in self.runs.items()}
+
+    def save(self, partial: bool) -> None:
+        runs = self.complete_runs() if not partial else self.runs
+        medians = {m: {s: None if not v or None in v else statistics.median(v) for s, v in styles.items()}
+                   for m, styles in runs.items()}
+        self.args.out.write_text(json.dumps({
+            **self.info, 'partial': partial, 'rounds': self.rounds_done, 'runs': runs, 'median': medians,
+            'process_wall_s': self.walls, 'wall_s': time.perf_counter() - self.begun,
+            'notes': sorted(self.notes - {''})}, indent=1))
+
+
+def run_rounds(session: Session) -> None:
+    """A..Z, Z..A, ...: a steady drift cancels out. With `--budget-s`, no round starts that would end past it."""
+    args = session.args
+    if not args.quick:
+        session.measure('raw', args.models[0])  # a first run warms caches and clocks: not counted
+    for round_index in range(args.rounds):
+        round_started = time.perf_counter()
+        order = session.styles if round_index % 2 == 0 else session.styles[::-1]
+        for model_name in args.models:
+            for style in order:
+                session.record(style, model_name)
+        session.rounds_done += 1
+        elapsed, last_round = time.perf_counter() - session.begun, time.perf_counter() - round_started
+        if args.budget_s and round_index + 1 < args.rounds and elapsed + last_round > args.budget_s:
+            session.notes.add(f'stopped after {round_index + 1} of {args.rounds} rounds: another of about '
+                              f'{last_round:.0f} s would end past --budget-s {args.budget_s:.0f} '
+                              f'({elapsed:.0f} s so far)')
+            break
+
+
 def main() -> None:
     args = parse_args()
     if args.worker:
@@ -345,61 +422,26 @@ def main() -> None:
         print(f'RATE {rate}')
         print(f'NOTE {note}' if note else '')
         return
-    import lightning
     import torch
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    styles = chosen_styles(args)
-    runs: Runs = {m: {s: [] for s in styles} for m in args.models}
-    walls: dict[str, dict[str, list[float]]] = {m: {s: [] for s in styles} for m in args.models}
-    notes: set[str] = set()
-    failed: set[tuple[str, str]] = set()
-    if device != 'cuda' and CUDA_GRAPH_STYLES & set(styles):
-        print(f'note: no CUDA here: {sorted(CUDA_GRAPH_STYLES & set(styles))} run their code without a CUDA graph '
-              'and report no rate')
-
-    def measure(style: str, model_name: str) -> tuple[float | None, str]:
-        if not args.in_process:
-            return run_worker(style, model_name, args, device)
-        try:
-            return worker(style, model_name, args.steps, args.warmup, args.batch, device, args.data)
-        except Exception as error:  # noqa: BLE001 - reported with the table; the other styles still run
-            return None, f'{FAILED} {style} on {model_name}: {type(error).__name__}: {str(error)[:300]}'
-
-    begun = time.perf_counter()
-    if not args.quick:
-        measure('raw', args.models[0])  # a first run warms caches and clocks: not counted
-    for round_index in range(args.rounds):
-        order = styles if round_index % 2 == 0 else styles[::-1]  # A..Z, Z..A: a steady drift cancels out
-        for model_name in args.models:
-            for style in order:
-                started = time.perf_counter()
-                rate, note = measure(style, model_name)
-                walls[model_name][style].append(time.perf_counter() - started)
-                runs[model_name][style].append(rate)
-                notes.add(note)
-                if note.startswith(FAILED):
-                    failed.add((model_name, style))
-                print(f'{model_name:7s} {style:15s} {rate if rate is not None else float("nan"):9.1f} steps/s '
-                      f'({walls[model_name][style][-1]:.1f} s in all)', flush=True)
-    wall = time.perf_counter() - begun
-    medians = {m: {s: None if None in v else statistics.median(v) for s, v in styles.items()}
-               for m, styles in runs.items()}
-    for note in sorted(notes - {''}):
+    session = Session(args, device, chosen_styles(args))
+    if device != 'cuda' and CUDA_GRAPH_STYLES & set(session.styles):
+        print(f'note: no CUDA here: {sorted(CUDA_GRAPH_STYLES & set(session.styles))} run their code without a '
+              'CUDA graph and report no rate')
+    run_rounds(session)
+    session.save(partial=False)
+    runs = session.complete_runs()
+    for note in sorted(session.notes - {''}):
         print('note:', note)
-    print(f'\n--data {args.data}, {args.steps} steps per run ({args.warmup} not timed), batch {args.batch}, '
-          f'{args.rounds} rounds, {wall:.0f} s in all\n')
-    print(table(runs, failed))
+    print(f'\n--data {args.data}, {args.steps} batches per run ({args.warmup} not timed, then {EPOCH_TAIL} '
+          f'untimed at the end), batch {args.batch}, {session.rounds_done} rounds, '
+          f'{time.perf_counter() - session.begun:.0f} s in all\n')
+    print(table(runs, session.failed))
     print()
     print(target_report(runs, args.data))
-    info = {'device': torch.cuda.get_device_name(0) if device == 'cuda' else 'cpu', 'torch': torch.__version__,
-            'lightning': lightning.__version__, 'date': time.strftime('%Y-%m-%d'), 'data': args.data,
-            'batch': args.batch, 'steps': args.steps, 'warmup': args.warmup, 'rounds': args.rounds,
-            'in_process': args.in_process, 'trainer_styles': TRAINER_STYLES, 'cyclic_schedule': CYCLIC,
-            'runs': runs, 'median': medians, 'process_wall_s': walls, 'wall_s': wall,
-            'notes': sorted(notes - {''})}
-    args.out.write_text(json.dumps(info, indent=1))
-    if failed:
-        sys.exit(f'{len(failed)} style(s) failed: {sorted(failed)} (their errors above; the rest is in {args.out})')
+    if session.failed:
+        sys.exit(f'{len(session.failed)} style(s) failed: {sorted(session.failed)} (their errors above; the rest '
+                 f'is in {args.out})')
 
 
 if __name__ == '__main__':
