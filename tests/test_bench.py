@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 
 from conftest import REPO
+
+
+def bench_module(name: str):
+    """A bench script imported as a module (bench/ is no package)."""
+    spec = importlib.util.spec_from_file_location(f'bench_{name}', REPO / 'bench' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_quick(tmp_path, *options: str) -> tuple[str, dict]:
@@ -65,3 +74,18 @@ def test_sync_debug_runs_its_trainers(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:]
     (result,) = json.loads(out.read_text())['results']
     assert result == {'style': 'fast_cyclic', 'synced': False, 'watched': 8, 'debug_mode': False}
+
+
+def test_target_verdicts_from_made_up_rates():
+    """The verdict arithmetic and the cells for failed or unmeasured styles (rates here are invented, not timed)."""
+    bench = bench_module('step_throughput')
+    runs = {'cifar': {'raw': [100.0, 120.0], 'raw_item': [100.0, 100.0], 'default': [90.0, 90.0],
+                      'fast_device': [400.0, 400.0], 'fast_cyclic': [380.0, 300.0], 'graph': [None, None]}}
+    rows = bench.target_rows(runs, bench.ISSUE16_TARGETS)
+    assert '| default vs raw_item | cifar | >= 1.0x | 0.90x | missed by 10% |' in rows
+    assert '| fast_cyclic vs fast_device | cifar | >= 0.9x | 0.85x | missed by 6% |' in rows  # median of 0.95, 0.75
+    assert '| fast_device vs graph | cifar | >= 2.0x | n/a | not measured |' in rows
+    assert not any(row.startswith('| fast vs') for row in rows)  # `fast` did not run
+    assert bench.cyclic_twin({'fast': [], 'fast_cyclic': []}) == 'fast'
+    cells = bench.table(runs, failed={('cifar', 'graph')}).splitlines()[2]
+    assert cells.endswith('| FAILED |') and '| 90 (0.82x) |' in cells
