@@ -4,8 +4,13 @@ On a GPU the small models are host-bound: the step rate is set by the Python tha
 kernels, so a profile of the host thread shows where the time goes. cProfile slows Python-heavy
 parts more than kernel launches, so the split is given as shares next to an unprofiled rate.
 
-    python bench/profile_step.py                    # GPU if there is one: cifar, default loop
-    python bench/profile_step.py --model resnet --style legacy      # or --style fast (cuda_graph=True)
+    python bench/profile_step.py                    # GPU if there is one: cifar, the defaults, collated data
+    python bench/profile_step.py --model resnet --style legacy      # or fast, default_device, quiet ...
+    python bench/profile_step.py --data batches --style quiet       # issue 5's setting: pinned batches, no logging
+
+The styles are step_throughput.py's Trainer styles (`default` is the Trainer's defaults: logger
+on, print_every=10; `quiet` turns the logging off). `--top N` also lists the N functions with the
+most cumulative time, to find a part the table does not name.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
+STYLE_CHOICES = ('default', 'default_device', 'fast', 'fast_device', 'legacy', 'quiet')
 
 # Parts of a step: (label, file fragment, function name); each is the cumulative time of that call.
 PARTS = (
@@ -30,6 +36,8 @@ PARTS = (
     ('Lernomatic bookkeeping', 'compat/loop/bookkeeping.py', 'on_train_batch_end'),
     ('fetch batch', 'loops/fetchers.py', '__next__'),
     ('batch to device', 'pytorch/core/module.py', '_apply_batch_transfer_handler'),
+    ('progress bar', 'callbacks/progress/', 'on_train_batch_end'),
+    ('logger connector', 'logger_connector/logger_connector.py', 'update_train_step_metrics'),
 )
 
 
@@ -39,10 +47,12 @@ def cumulative(stats: pstats.Stats, fragment: str, name: str) -> float:
                if function == name and fragment in path)
 
 
-def run(model_name: str, steps: int, warmup: int, batch: int, device: str, style: str,
+def run(model_name: str, steps: int, warmup: int, batch: int, device: str, style: str, data: str,
         profiler: cProfile.Profile | None) -> float:
+    import tempfile
+
     import lightning
-    from step_throughput import bench_trainer, clock_callback, make_model
+    from step_throughput import TRAINER_STYLES, bench_trainer, clock_callback, make_model
 
     from lernomatic.train.trainer import Trainer
 
@@ -59,11 +69,10 @@ def run(model_name: str, steps: int, warmup: int, batch: int, device: str, style
             if profiler is not None:
                 profiler.disable()
 
-    trainer = bench_trainer(HandWrittenTrainer if style == 'legacy' else Trainer, steps)(
+    trainer = bench_trainer(HandWrittenTrainer if style == 'legacy' else Trainer, steps, data)(
         make_model(model_name), batch_size=batch, num_epochs=1, learning_rate=1e-3, weight_decay=0.0,
-        device_id=0 if device == 'cuda' else -1, verbose=False, save_every=0, save_hist=False, logger=False,
-        print_every=10 ** 9, callbacks=[clock(), Profiled()], checkpoint_dir='/tmp/step_bench',
-        cuda_graph=style == 'fast')
+        device_id=0 if device == 'cuda' else -1, callbacks=[clock(), Profiled()],
+        checkpoint_dir=tempfile.mkdtemp(prefix='profile_step_'), **TRAINER_STYLES[style])
     trainer.train()
     return clock.steps / (clock.finished - clock.started)
 
@@ -71,8 +80,10 @@ def run(model_name: str, steps: int, warmup: int, batch: int, device: str, style
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', default='cifar', choices=('cifar', 'resnet'))
-    parser.add_argument('--style', default='default', choices=('default', 'legacy', 'fast'),
-                        help="the Trainer's default loop, a hand-written train_epoch, or cuda_graph=True")
+    parser.add_argument('--style', default='default', choices=STYLE_CHOICES,
+                        help="a Trainer style of step_throughput.py (default: the Trainer's defaults)")
+    parser.add_argument('--data', default='collated', choices=('collated', 'batches'))
+    parser.add_argument('--top', type=int, default=0, help='also list the N functions with most cumulative time')
     parser.add_argument('--steps', type=int, default=500)
     parser.add_argument('--warmup', type=int, default=50)
     parser.add_argument('--batch', type=int, default=128)
@@ -81,7 +92,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    options = (args.model, args.steps, args.warmup, args.batch, device, args.style)
+    options = (args.model, args.steps, args.warmup, args.batch, device, args.style, args.data)
     unprofiled = run(*options, profiler=None)
     profiler = cProfile.Profile()
     profiled_started = time.perf_counter()
@@ -99,6 +110,8 @@ def main() -> None:
     for label, seconds in split.items():
         print(f'| {label} | {seconds / whole:.0%} | {seconds * 1e6:.0f} |')
     print(f'| whole step | 100% | {whole * 1e6:.0f} |')
+    if args.top:
+        stats.sort_stats('cumulative').print_stats(args.top)
     if args.out is not None:
         args.out.write_text(json.dumps({'model': args.model, 'style': args.style, 'device': device,
                                         'unprofiled_steps_per_s': unprofiled, 'profiled_us_per_step':

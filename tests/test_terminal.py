@@ -38,7 +38,8 @@ def run_in_pty(argv: list[str], cwd: Path, timeout: float = 300.0) -> tuple[int,
     """Run `argv` with stdin, stdout and stderr on a COLUMNS x ROWS pseudo-terminal; its exit code and output."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack('HHHH', ROWS, COLUMNS, 0, 0))
-    env = {**os.environ, 'TERM': 'xterm', 'PYTHONPATH': str(REPO), 'COLUMNS': str(COLUMNS), 'LINES': str(ROWS)}
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH')]))  # the repo first, then the env's
+    env = {**os.environ, 'TERM': 'xterm', 'PYTHONPATH': path, 'COLUMNS': str(COLUMNS), 'LINES': str(ROWS)}
     process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env, close_fds=True,
                                start_new_session=True)
     os.close(slave)

@@ -4,10 +4,10 @@ On small models the GPU finishes a step long before Python has launched its hund
 replaying a captured graph launches them all at once. The first `WARMUP_STEPS` batches train
 eagerly on a side stream (as graph capture requires), the next one is captured and replayed, and
 every later batch of the same shape replays the graph. A batch of another shape (a last partial
-batch) trains eagerly. Adam and AdamW read their learning rate and momentum from device tensors
-(`compat.loop.graph_hyperparameters`), so schedules replay the same graph; changing any other
-hyperparameter, those of other optimizers, or which parameters train captures again, since the
-graph holds those values.
+batch) trains eagerly. Adam and AdamW read their learning rate from a device tensor
+(`compat.loop.graph_hyperparameters`), so learning-rate schedules replay the same graph; changing
+any other hyperparameter (momentum included), the learning rate of other optimizers, or which
+parameters train captures again, since the graph holds those values.
 
 Adam-family optimizers run with `capturable=True` while the graph is in use (their step counter
 lives on the GPU); files written meanwhile, and the optimizer afterwards, show the original setting.
@@ -22,7 +22,7 @@ from typing import Any
 import lightning
 import torch
 
-from compat.loop.graph_hyperparameters import GraphHyperparameters, reads_hyperparameters_from_device
+from compat.loop.graph_hyperparameters import GraphHyperparameters, reads_lr_from_device
 from compat.loop.steps import lean_step_blockers
 
 __all__ = ['CapturedStep', 'captured_step_blockers', 'make_capturable',
@@ -115,7 +115,7 @@ class CapturedStep:
         self._static: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._run_state = run_state
         run_state.capturable_before = make_capturable(optimizer)
-        self._fed = GraphHyperparameters(optimizer) if reads_hyperparameters_from_device(optimizer) else None
+        self._fed = GraphHyperparameters(optimizer) if reads_lr_from_device(optimizer) else None
 
     def __call__(self, data: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         before, after = self.count_step
