@@ -470,3 +470,29 @@ def test_overridden_train_epoch_keeps_the_original_semantics(make_trainer, expec
     trainer.train()
     assert_same_numbers(trainer, reference[3], expected)
     assert trainer.cur_epoch == 3
+
+
+class LossMonitor(lightning.Callback):
+    """Reads the print_every loss from Lightning's metrics, as EarlyStopping(monitor='loss') would."""
+
+    def __init__(self, monitor: str | None) -> None:
+        self.monitor = monitor
+        self.seen: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if 'loss' in trainer.callback_metrics:
+            self.seen.append(float(trainer.callback_metrics['loss']))
+
+
+@pytest.mark.parametrize('monitor', ['loss', None])
+def test_print_every_loss_reaches_lightning_where_something_watches_it(make_trainer, monitor):
+    """A monitoring callback sees the print_every loss in Lightning's metrics; with no bar and no monitor the
+    loss is not logged to Lightning at all (its log() costs more than a small model's step)."""
+    watcher = LossMonitor(monitor)
+    trainer = make_trainer(print_every=4, num_epochs=1, callbacks=[watcher])
+    trainer.train()
+    if monitor is None:
+        assert watcher.seen == []
+    else:
+        reported = trainer.get_loss_history()[3::4]
+        assert watcher.seen and set(watcher.seen) <= {float(np.float32(value)) for value in reported}

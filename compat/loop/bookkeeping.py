@@ -156,6 +156,12 @@ def end_of_epoch(legacy: LernomaticTrainer) -> bool:
     return stop
 
 
+def loss_watched(trainer: lightning.Trainer) -> bool:
+    """Whether anything reads the `print_every` loss from Lightning: a progress bar, or a callback that monitors."""
+    return trainer.progress_bar_callback is not None or any(
+        getattr(callback, 'monitor', None) is not None for callback in trainer.callbacks)
+
+
 def _as_loss(outputs: Any) -> torch.Tensor | None:
     if isinstance(outputs, Mapping):
         outputs = outputs.get('loss')
@@ -192,11 +198,13 @@ class LernomaticBookkeeping(lightning.Callback):
         self._eval_losses: dict[str, list[torch.Tensor]] = {}
         self._epoch_started = 0.0
         self._reports: list[_Report] = []  # print_every points whose loss is on its way to the host
+        self._loss_watched = True
 
     # ---- training
     def on_train_epoch_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
         self._epoch_started = time.perf_counter()
         self.legacy._run_state.finite_upto = self.legacy.loss_iter
+        self._loss_watched = loss_watched(trainer)
 
     def on_train_batch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -249,8 +257,9 @@ class LernomaticBookkeeping(lightning.Callback):
             report = self._reports.pop(0)
             check_losses_finite(legacy, upto=report.loss_iter)
             loss = float(array[report.loss_iter - 1])  # the value loss.item() would have given, read without a wait
-            # a CPU tensor: a float would be copied to the module's device, a blocking copy in the step
-            pl_module.log('loss', torch.tensor(loss), prog_bar=True, logger=False)
+            if self._loss_watched:  # Lightning's log costs more than the step of a small model
+                # a CPU tensor: a float would be copied to the module's device, a blocking copy in the step
+                pl_module.log('loss', torch.tensor(loss), prog_bar=True, logger=False)
             say(log, legacy.verbose, '[TRAIN] %s  iteration %d/%s  loss %.6f',
                 epoch_label(report.epoch, legacy.num_epochs), report.batch_idx + 1, report.num_batches, loss)
             emit_scalar(legacy, 'loss/train', loss, report.loss_iter)
