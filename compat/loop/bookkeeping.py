@@ -158,8 +158,9 @@ def end_of_epoch(legacy: LernomaticTrainer) -> bool:
 
 def loss_watched(trainer: lightning.Trainer) -> bool:
     """Whether anything reads the `print_every` loss from Lightning: a progress bar, or a callback that monitors."""
+    callbacks = getattr(trainer, 'callbacks', ())  # a public attribute that Lightning sets in __init__
     return trainer.progress_bar_callback is not None or any(
-        getattr(callback, 'monitor', None) is not None for callback in trainer.callbacks)
+        getattr(callback, 'monitor', None) is not None for callback in callbacks)
 
 
 def _as_loss(outputs: Any) -> torch.Tensor | None:
