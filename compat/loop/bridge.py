@@ -33,7 +33,7 @@ from compat.lightning_internals import (
 )
 from compat.logs import get_logger, say
 from compat.loop.captured_step import CapturedStep, captured_step_blockers
-from compat.loop.ddp import average_gradients
+from compat.loop.ddp import DataParallelHeld
 from compat.loop.device_data import DeviceTensorLoader, device_data_refusal
 from compat.loop.hand_written import EpochRunner, FedLoader
 from compat.loop.routed_optimizer import RoutedOptimizer, unwrap_optimizer
@@ -107,6 +107,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         self._skip = 0  # training batches of this epoch a resumed run already trained
         self._rng_after_skip: dict[str, Any] | None = None
         self._epoch_rng_state: dict[str, Any] | None = None  # the generators before this epoch's data iterator
+        self.data_parallel: DataParallelHeld | None = None  # set by the strategy under DDP (compat.loop.ddp)
 
     def choose_step(self, trainer: lightning.Trainer, cuda_graph: bool = False) -> None:
         """Before fit: how the default loop steps on `trainer`: automatic, lean or captured."""
@@ -166,6 +167,9 @@ class EpochBridge(FastHookName, lightning.LightningModule):
             if getattr(self.legacy, name, None) is routed:
                 setattr(self.legacy, name, routed._routed_from)
         self._routed = {}
+        if self.data_parallel is not None:
+            self.data_parallel.detach()
+            self.data_parallel = None
         if self._captured is not None:
             self._captured.close()
             self._captured = None
@@ -243,6 +247,8 @@ class EpochBridge(FastHookName, lightning.LightningModule):
 
     def on_validation_start(self) -> None:
         self.legacy.device = self.device
+        if self.data_parallel is not None:
+            self.data_parallel.training = False  # evaluation forwards leave DDP's reducer alone
 
     def on_train_epoch_start(self) -> None:
         if self._epoch_rng_state is None:  # epochs after 0: before this epoch's iterator draws its order
@@ -252,6 +258,8 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         position.phase, position.epoch, position.batches_done = 'train', self.legacy.cur_epoch, 0
         position.epoch_rng_state, self._epoch_rng_state = self._epoch_rng_state, None
         self._ended_early = False
+        if self.data_parallel is not None:
+            self.data_parallel.training = True
         if 'train' in self.runners:
             self.runners['train'].start()
 
@@ -306,7 +314,8 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         self._scaled_backward = False
         if self._direct_steps:  # nothing between backward and step needs Lightning: step as the user wrote it
             return self._counted_step(optimizer, closure, kwargs)
-        average_gradients(optimizer)
+        if self.data_parallel is not None:
+            self.data_parallel.before_step(optimizer)  # what DDP's reducer did not average (compat.loop.ddp)
         return self._counted_step(optimizer, closure, kwargs, through=self.trainer.strategy.optimizer_step)
 
     def _counted_step(self, optimizer: torch.optim.Optimizer, closure: Any = None, kwargs: dict | None = None,
