@@ -33,7 +33,7 @@ from compat.lightning_internals import (
 )
 from compat.logs import get_logger, say
 from compat.loop.captured_step import CapturedStep, captured_step_blockers
-from compat.loop.ddp import DataParallelHeld
+from compat.loop.ddp import DataParallelHeld, share_generators
 from compat.loop.device_data import DeviceTensorLoader, device_data_refusal
 from compat.loop.hand_written import EpochRunner, FedLoader
 from compat.loop.routed_optimizer import RoutedOptimizer, unwrap_optimizer
@@ -184,7 +184,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
             if batch_idx + 1 == self._skip:  # the generators as they were when the checkpoint was written
                 assert self._rng_after_skip is not None, '_apply_resume_point sets it with _skip'
                 restore_rng_state(self._rng_after_skip)
-                self._skip, self._rng_after_skip = 0, None
+                self._skipping(0)
             return None
         if self.hand_written_train:
             self.runners['train'].feed(batch)
@@ -226,6 +226,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
     # ---- hand-written training loops
     def on_fit_start(self) -> None:
         self.legacy.device = self.device  # `self.device` in user code is where Lightning put the model
+        share_generators(self.device)  # under DDP: rank 0's, so its checkpoints resume every rank exactly
         if self.legacy.cur_epoch == 0:
             # Lightning creates epoch 0's data iterator before its on_train_epoch_start (later epochs' after
             # it): the generators that decide epoch 0's order and worker seeds are the ones at this point
@@ -275,7 +276,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
 
     def close_training_epoch(self) -> None:
         """Finish the user's training loop and, after an early break, the validation Lightning skipped."""
-        self._skip, self._rng_after_skip = 0, None  # a resumed epoch's skipping never reaches the next epoch
+        self._skipping(0)  # a resumed epoch's skipping never reaches the next epoch
         runner = self.runners.get('train')
         if runner is not None and runner.active:
             runner.finish()
@@ -303,9 +304,18 @@ class EpochBridge(FastHookName, lightning.LightningModule):
                                       'with other data or another batch size (nothing was trained)')
             assert point.epoch_rng_state is not None, "read_resume_point requires it of a 'train' position"
             restore_rng_state(point.epoch_rng_state)
-            self._skip, self._rng_after_skip = point.batches_done, point.rng_state
+            self._skipping(point.batches_done, point.rng_state)
         else:
             restore_rng_state(point.rng_state)
+
+    def _skipping(self, batches: int, rng_after: dict[str, Any] | None = None) -> None:
+        """Skip the epoch's first `batches` (0: stop skipping), then put the generators at `rng_after`.
+
+        A skipped batch's step returns None, which Lightning's automatic optimisation refuses under
+        DDP: the skipped batches run under manual optimisation, where None means nothing was done.
+        """
+        self._skip, self._rng_after_skip = batches, rng_after
+        self.automatic_optimization = self.step_mode == 'automatic' and not batches
 
     def _optimizer_step(self, optimizer: torch.optim.Optimizer, closure: Any, kwargs: dict) -> Any:
         if scales_loss(self.trainer) and not self._scaled_backward:

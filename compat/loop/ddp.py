@@ -26,10 +26,12 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from compat.codec.rng import capture_rng_state, restore_rng_state
 from compat.lightning_internals import UnwrappedDDPStrategy
 from compat.loop.ddp_hooks import comm_hook, forward_through
 
-__all__ = ['DataParallelHeld', 'average_gradients', 'broadcast_module', 'strategy_for_hand_written_loops']
+__all__ = ['DataParallelHeld', 'average_gradients', 'broadcast_module', 'share_generators',
+           'strategy_for_hand_written_loops']
 
 _START_METHODS = {'ddp': 'popen', 'ddp_spawn': 'spawn', 'ddp_fork': 'fork', 'ddp_notebook': 'fork'}
 _FIND_UNUSED = '_find_unused_parameters_true'
@@ -65,6 +67,22 @@ def broadcast_module(module: torch.nn.Module) -> None:
         for tensor in module.state_dict().values():
             if isinstance(tensor, torch.Tensor):
                 dist.broadcast(tensor, src=0)
+
+
+def share_generators(device: torch.device) -> None:
+    """Give every rank rank 0's random generators (torch, CUDA, numpy, Python), once, as training starts.
+
+    Ranks then draw alike for the whole run (dropout masks, augmentation noise, a GAN's latent
+    vectors, DataLoader worker seeds), as `lightning.seed_everything` makes them, so the generator
+    states rank 0 writes into a checkpoint are every rank's, and a resumed run goes on exactly on
+    every rank. The data still differs: each rank has its own shard (`DistributedSampler`).
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    box: list[Any] = [capture_rng_state() if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0, device=device if device.type == 'cuda' else None)
+    if dist.get_rank() != 0:
+        restore_rng_state(box[0])
 
 
 def _outermost(modules: Iterable[torch.nn.Module]) -> list[torch.nn.Module]:
