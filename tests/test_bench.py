@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
@@ -33,3 +35,19 @@ def test_profile_step_splits_the_step(tmp_path):
     for part in ('model forward', 'backward', 'optimizer step', 'Lernomatic bookkeeping'):
         assert split[part] > 0, part
     assert '| whole step | 100% |' in run.stdout
+
+
+@pytest.mark.ddp
+def test_ddp_speedup_quick_runs_both_loops_on_one_and_two_processes(tmp_path):
+    out = tmp_path / 'ddp.json'
+    run = subprocess.run([sys.executable, str(REPO / 'bench' / 'ddp_speedup.py'), '--quick', '--out', str(out),
+                          '--scratch', str(tmp_path / 'scratch')], capture_output=True, text=True, timeout=900,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert '| default |' in run.stdout and '| hand-written |' in run.stdout
+    result = json.loads(out.read_text())
+    assert set(result['median']) == {'default x1', 'default x2', 'hand-written x1', 'hand-written x2'}
+    assert all(rate > 0 for rate in result['median'].values())
+    # the hand-written loop on 2 processes: every gradient averaged by DDP's reducer, none at the step
+    assert result['fallback_params']['hand-written x2'] == 0
+    assert result['fallback_params']['hand-written x1'] is None  # one process: no DDP at all

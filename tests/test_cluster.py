@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,19 +36,33 @@ def free_port() -> int:
 
 
 def torchrun_two_nodes(script: Path, args: list[str], cwd: Path, timeout: int = 300) -> None:
-    """Start two torchrun agents, node ranks 0 and 1 of one run, and wait for both to succeed."""
+    """Start two torchrun agents, node ranks 0 and 1 of one run, and wait for both to succeed.
+
+    Each agent leads its own process group, so a run that hangs is ended with its workers, and the
+    test fails with both agents' logs.
+    """
     port = str(free_port())
     env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
-    agents = [subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--nnodes', '2', '--nproc_per_node',
-                                '1', '--node_rank', str(node), '--master_addr', '127.0.0.1', '--master_port', port,
-                                str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               cwd=cwd, env=env) for node in (0, 1)]
-    try:
-        logs = [agent.communicate(timeout=timeout)[0] for agent in agents]
-    finally:
-        for agent in agents:
-            if agent.poll() is None:
-                agent.kill()
+    # logs go to files: a full pipe would block one node while the other waits for it in a collective
+    log_files = [cwd / f'agent{node}_{len(list(cwd.glob(f"agent{node}_*.log")))}.log' for node in (0, 1)]
+    agents = []
+    for node, log_file in enumerate(log_files):
+        with log_file.open('w') as sink:
+            agents.append(subprocess.Popen(
+                [sys.executable, '-m', 'torch.distributed.run', '--nnodes', '2', '--nproc_per_node', '1', '--node_rank',
+                 str(node), '--master_addr', '127.0.0.1', '--master_port', port, str(script), *args],
+                stdout=sink, stderr=subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True))
+    deadline = time.monotonic() + timeout
+    while any(agent.poll() is None for agent in agents) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    hung = [agent for agent in agents if agent.poll() is None]
+    for agent in hung:
+        os.killpg(agent.pid, signal.SIGKILL)
+    for agent in agents:
+        agent.wait()
+    logs = [log_file.read_text() for log_file in log_files]
+    assert not hung, f'the two-node run was still going after {timeout} s:\n' + '\n----\n'.join(
+        log[-4000:] for log in logs)
     for agent, log in zip(agents, logs, strict=True):
         assert agent.returncode == 0, log[-6000:]
 

@@ -88,8 +88,10 @@ class Probe(lightning.Callback):
 
 
 def build(mode: str, folder: Path, probe: Probe) -> Trainer:
+    # strategy 'auto' on two nodes is DDP, for hand-written loops too
     common = dict(num_epochs=3, batch_size=20, num_workers=0, verbose=False, shuffle=True, devices=1,
-                  accelerator='cpu', num_nodes=2, strategy='ddp', checkpoint_dir=str(folder), callbacks=[probe])
+                  accelerator='cpu', num_nodes=2, strategy='ddp' if mode == 'default' else 'auto',
+                  checkpoint_dir=str(folder), callbacks=[probe])
     if mode == 'gan':
         return OutsideForwardGAN(GeneratorModel(), DiscriminatorModel(), train_dataset=fixture_data.make(200, 11),
                                  **common)
