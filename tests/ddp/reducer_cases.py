@@ -25,10 +25,10 @@ from compat.loop.ddp import DataParallelHeld  # noqa: E402
 HALF = 8  # samples per rank
 
 
-def nets():
+def nets(case):
     torch.manual_seed(0)
     generator = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 5))
-    discriminator = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 1))
+    discriminator = TwoHeads() if case in FIND_UNUSED else nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 1))
     return generator, discriminator
 
 
@@ -91,11 +91,31 @@ def mixed(G, D, x, z, step):
     step(G, D)
 
 
-CASES = {f.__name__: f for f in (plain, accumulation, gan, retained_graph, outside_forward, mixed)}
+class TwoHeads(nn.Module):
+    """A network whose forward uses one of its two heads: the other's parameters get no gradient."""
+
+    def __init__(self):
+        super().__init__()
+        self.used, self.unused = nn.Linear(5, 1), nn.Linear(5, 1)
+
+    def forward(self, x):
+        return self.used(x)
+
+
+def unused_head(G, D, x, z, step):
+    """Run with find_unused_parameters (strategy='ddp_find_unused_parameters_true'), twice: DDP is ready again."""
+    for _ in range(2):
+        D.zero_grad()
+        D(x).pow(2).mean().backward()
+        step(D)
+
+
+CASES = {f.__name__: f for f in (plain, accumulation, gan, retained_graph, outside_forward, mixed, unused_head)}
+FIND_UNUSED = {'unused_head'}
 
 
 def reference(case):
-    G, D = nets()
+    G, D = nets(case)
     x, z = batch(slice(None))
     recorded = []
     CASES[case](G, D, x, z, lambda *modules: recorded.append(grads(*modules)))
@@ -103,8 +123,8 @@ def reference(case):
 
 
 def distributed(case, rank, average=True):
-    G, D = nets()
-    held = DataParallelHeld([G, D], torch.device('cpu'))
+    G, D = nets(case)
+    held = DataParallelHeld([G, D], torch.device('cpu'), find_unused=case in FIND_UNUSED)
     held.training = True
     x, z = batch(slice(rank, None, 2))  # every other sample: a micro-batch's halves make the whole's
     recorded = []
