@@ -135,8 +135,8 @@ class DataParallelHeld:
     def before_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Average, in one all-reduce, the gradients of `optimizer`'s parameters that DDP's reducer did not."""
         params = [p for group in optimizer.param_groups for p in group['params'] if p.requires_grad]
-        self._track(params)  # an optimizer's parameters outside every network: from the next backward on
         stray = [p for p in params if p in self._unreduced or (p not in self._tracked and p.grad is not None)]
+        self._track(params)  # an optimizer's parameters outside every network: watched from the next backward on
         if stray:
             average_gradients(stray)
             self._unreduced.difference_update(stray)

@@ -91,6 +91,17 @@ def mixed(G, D, x, z, step):
     step(G, D)
 
 
+def outside_every_network(G, D, x, z, step):
+    """A layer no held network contains, stepped with D, twice (its gradients are averaged at each step)."""
+    torch.manual_seed(2)
+    extra = nn.Linear(5, 1)
+    for _ in range(2):
+        D.zero_grad()
+        extra.zero_grad()
+        (D(x) + extra(x)).pow(2).mean().backward()
+        step(D, extra)
+
+
 class TwoHeads(nn.Module):
     """A network whose forward uses one of its two heads: the other's parameters get no gradient."""
 
@@ -110,7 +121,8 @@ def unused_head(G, D, x, z, step):
         step(D)
 
 
-CASES = {f.__name__: f for f in (plain, accumulation, gan, retained_graph, outside_forward, mixed, unused_head)}
+CASES = {f.__name__: f for f in (plain, accumulation, gan, retained_graph, outside_forward, mixed,
+                                                 outside_every_network, unused_head)}
 FIND_UNUSED = {'unused_head'}
 
 
