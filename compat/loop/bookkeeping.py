@@ -249,7 +249,8 @@ class LernomaticBookkeeping(lightning.Callback):
             report = self._reports.pop(0)
             check_losses_finite(legacy, upto=report.loss_iter)
             loss = float(array[report.loss_iter - 1])  # the value loss.item() would have given, read without a wait
-            pl_module.log('loss', loss, prog_bar=True, logger=False)
+            # a CPU tensor: a float would be copied to the module's device, a blocking copy in the step
+            pl_module.log('loss', torch.tensor(loss), prog_bar=True, logger=False)
             say(log, legacy.verbose, '[TRAIN] %s  iteration %d/%s  loss %.6f',
                 epoch_label(report.epoch, legacy.num_epochs), report.batch_idx + 1, report.num_batches, loss)
             emit_scalar(legacy, 'loss/train', loss, report.loss_iter)

@@ -4,8 +4,10 @@ On small models the GPU finishes a step long before Python has launched its hund
 replaying a captured graph launches them all at once. The first `WARMUP_STEPS` batches train
 eagerly on a side stream (as graph capture requires), the next one is captured and replayed, and
 every later batch of the same shape replays the graph. A batch of another shape (a last partial
-batch) trains eagerly. Changing the optimizer's hyperparameters (a learning-rate schedule) or
-which parameters train captures again, since the graph holds those values.
+batch) trains eagerly. Adam and AdamW read their learning rate and momentum from device tensors
+(`compat.loop.graph_hyperparameters`), so schedules replay the same graph; changing any other
+hyperparameter, those of other optimizers, or which parameters train captures again, since the
+graph holds those values.
 
 Adam-family optimizers run with `capturable=True` while the graph is in use (their step counter
 lives on the GPU); files written meanwhile, and the optimizer afterwards, show the original setting.
@@ -14,11 +16,13 @@ lives on the GPU); files written meanwhile, and the optimizer afterwards, show t
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import lightning
 import torch
 
+from compat.loop.graph_hyperparameters import GraphHyperparameters, reads_hyperparameters_from_device
 from compat.loop.steps import lean_step_blockers
 
 __all__ = ['CapturedStep', 'captured_step_blockers', 'make_capturable',
@@ -71,10 +75,15 @@ def restore_capturable(optimizer: torch.optim.Optimizer, before: list[bool] | No
                 optimizer.state[param]['step'] = step.cpu()
 
 
-def _graph_inputs(optimizer: torch.optim.Optimizer) -> tuple:
-    """What a captured graph holds fixed: every hyperparameter of every group, and which parameters train."""
-    groups = tuple(tuple((key, ('tensor', id(value)) if isinstance(value, torch.Tensor) else value)
-                         for key, value in group.items() if key != 'params') for group in optimizer.param_groups)
+def _graph_inputs(optimizer: torch.optim.Optimizer, fed: GraphHyperparameters | None) -> tuple:
+    """What a captured graph holds fixed: every hyperparameter of every group that is not `fed` from device
+    tensors, and which parameters train."""
+    def fixed(key: str, value: Any) -> Any:
+        value = fed.fixed_part(key, value) if fed is not None else value
+        return ('tensor', id(value)) if isinstance(value, torch.Tensor) else value
+
+    groups = tuple(tuple((key, fixed(key, value)) for key, value in group.items() if key != 'params')
+                   for group in optimizer.param_groups)
     training = tuple(param.requires_grad for group in optimizer.param_groups for param in group['params'])
     return groups, training
 
@@ -106,6 +115,7 @@ class CapturedStep:
         self._static: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._run_state = run_state
         run_state.capturable_before = make_capturable(optimizer)
+        self._fed = GraphHyperparameters(optimizer) if reads_hyperparameters_from_device(optimizer) else None
 
     def __call__(self, data: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         before, after = self.count_step
@@ -119,7 +129,7 @@ class CapturedStep:
         if self.eager_steps < WARMUP_STEPS and self._graph is None:
             return self._warmup_step(data, target)
         shape = (data.shape, data.dtype, target.shape, target.dtype)
-        if self._graph is None or (shape == self._shape and _graph_inputs(self.optimizer) != self._inputs):
+        if self._graph is None or (shape == self._shape and _graph_inputs(self.optimizer, self._fed) != self._inputs):
             self._capture(data, target, shape)
         if shape != self._shape:
             return self._eager_step(data, target, set_to_none=False)  # keeps the graph's gradient buffers
@@ -128,6 +138,8 @@ class CapturedStep:
         static_data, static_target, static_loss = static
         static_data.copy_(data)
         static_target.copy_(target)
+        if self._fed is not None:
+            self._fed.feed()
         graph.replay()
         return static_loss.clone()
 
@@ -152,13 +164,14 @@ class CapturedStep:
         static_data, static_target = data.clone(), target.clone()
         self.optimizer.zero_grad(set_to_none=True)  # gradients are allocated inside the graph
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._pool, capture_error_mode='thread_local'):
+        with self._fed.in_groups() if self._fed is not None else nullcontext(), \
+                torch.cuda.graph(graph, pool=self._pool, capture_error_mode='thread_local'):
             loss = self.criterion(self.forward(static_data), static_target)
             loss.backward()
             self.optimizer.step()
         self._graph, self._pool, self._shape = graph, graph.pool(), shape
         self._static = (static_data, static_target, loss.detach())
-        self._inputs = _graph_inputs(self.optimizer)
+        self._inputs = _graph_inputs(self.optimizer, self._fed)
         self.captures += 1
 
     def close(self) -> None:
