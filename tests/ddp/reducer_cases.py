@@ -175,7 +175,8 @@ def main():
     # the control: without the step's average, the gradients DDP's reducer never saw differ between ranks
     got, _ = distributed('outside_forward', rank, average=False)
     results['outside_forward_unaveraged'] = {'max_error': error(got, reference('outside_forward')), 'fallback': 0}
-    (out / f'cases_rank{rank}.json').write_text(json.dumps(results))
+    (out / f'cases_rank{rank}.tmp').write_text(json.dumps(results))
+    os.replace(out / f'cases_rank{rank}.tmp', out / f'cases_rank{rank}.json')  # whole when it appears
     dist.destroy_process_group()
 
 

@@ -132,7 +132,9 @@ def main() -> None:
         trainer = build(args.mode, args.out / f'node{rank}', probe)
     trainer.train()
     run = 'resumed' if args.resume else 'whole'
-    torch.save(outcome(trainer, args.mode, probe), args.out / f'{run}_rank{rank}.pt')
+    path = args.out / f'{run}_rank{rank}.pt'
+    torch.save(outcome(trainer, args.mode, probe), path.with_suffix('.tmp'))
+    os.replace(path.with_suffix('.tmp'), path)  # whole when it appears: the test waits for it
 
 
 if __name__ == '__main__':
