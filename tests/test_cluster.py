@@ -130,7 +130,10 @@ def test_two_nodes_train_alike_write_once_and_resume_exactly(tmp_path, mode):
 
 @pytest.mark.ddp
 def test_two_nodes_gan_with_a_network_used_outside_its_forward(tmp_path):
-    """The discriminator's step calls its layers directly: those gradients are averaged at its step, the rest by DDP."""
+    """The discriminator's step calls its layers directly: those gradients are averaged at its step, the rest by DDP.
+
+    Resumed in a new launch from the GAN's own checkpoint, the run goes on bit for bit.
+    """
     whole = run_training('gan', tmp_path)
     assert same_params(whole[0]['params'], whole[1]['params'])
     assert same_optimizer_state(whole[0]['optim'], whole[1]['optim'])
@@ -138,8 +141,18 @@ def test_two_nodes_gan_with_a_network_used_outside_its_forward(tmp_path):
         assert rank['loss_iter'] == 15 and rank['cur_epoch'] == 3
         # the discriminator's 4 parameter tensors at each of its 15 steps; never the generator's
         assert rank['probe']['fallback_params'] == 4 * 15
-    assert [name for name in written(tmp_path / 'node0') if name.endswith('.pkl')] == ['ck_history.pkl']
+    pickles = [name for name in written(tmp_path / 'node0') if name.endswith('.pkl')]
+    assert pickles == ['ck_history.pkl', 'gan_epoch_0.pkl', 'gan_epoch_1.pkl', 'gan_epoch_2.pkl']
     assert written(tmp_path / 'node1') == []
+
+    # its own checkpoint format (networks, optimizers, histories, torch's generator), after epoch 0
+    resumed = run_training('gan', tmp_path, (tmp_path / 'node0' / 'gan_epoch_0.pkl', tmp_path / 'unused'))
+    for before, after in zip(whole, resumed, strict=True):
+        assert same_params(before['params'], after['params'])
+        assert same_optimizer_state(before['optim'], after['optim'])
+        assert before['histories']['d'][5:] == after['histories']['d'][5:]  # rank 1's first 5 are rank 0's
+        assert before['histories']['g'][5:] == after['histories']['g'][5:]
+    assert whole[0]['histories'] == resumed[0]['histories']
 
 
 @pytest.mark.ddp

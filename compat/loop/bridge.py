@@ -108,6 +108,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         self._rng_after_skip: dict[str, Any] | None = None
         self._epoch_rng_state: dict[str, Any] | None = None  # the generators before this epoch's data iterator
         self.data_parallel: DataParallelHeld | None = None  # set by the strategy under DDP (compat.loop.ddp)
+        self._rng_before_setup: dict[str, Any] | None = capture_rng_state()  # as the user's code left them
 
     def choose_step(self, trainer: lightning.Trainer, cuda_graph: bool = False) -> None:
         """Before fit: how the default loop steps on `trainer`: automatic, lean or captured."""
@@ -226,8 +227,12 @@ class EpochBridge(FastHookName, lightning.LightningModule):
     # ---- hand-written training loops
     def on_fit_start(self) -> None:
         self.legacy.device = self.device  # `self.device` in user code is where Lightning put the model
-        share_generators(self.device)  # under DDP: rank 0's, so its checkpoints resume every rank exactly
+        if self.trainer.world_size > 1:
+            self._undo_setup_draws()
+            share_generators(self.device)  # every rank takes rank 0's, so its checkpoints resume every rank
+            self._rng_before_setup = capture_rng_state()
         if self.legacy.cur_epoch == 0:
+            self._rng_before_setup = None  # epoch 0's data iterator comes after this point: nothing to undo
             # Lightning creates epoch 0's data iterator before its on_train_epoch_start (later epochs' after
             # it): the generators that decide epoch 0's order and worker seeds are the ones at this point
             self._apply_resume_point()
@@ -253,6 +258,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         if self._epoch_rng_state is None:  # epochs after 0: before this epoch's iterator draws its order
+            self._undo_setup_draws()
             self._apply_resume_point()
             self._epoch_rng_state = capture_rng_state()
         position = self.legacy._run_state.position
@@ -283,6 +289,18 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         if self._ended_early and self.eval_stages:
             self._ended_early = False
             run_validation_now(self.trainer)
+
+    def _undo_setup_draws(self) -> None:
+        """Once, before the fit's first epoch draws its order: the generators as the user's code left them.
+
+        Setting up draws from them where one uninterrupted run would not: DDP's setup, and Lightning's
+        data iterator made before the first epoch of a fit that starts at `cur_epoch > 0` (that epoch
+        makes its own). Undone, a run continued with generators the user put back (a checkpoint of
+        their own format) draws as the uninterrupted run did.
+        """
+        state, self._rng_before_setup = self._rng_before_setup, None
+        if state is not None:
+            restore_rng_state(state)
 
     def _apply_resume_point(self) -> None:
         """Continue where a loaded checkpoint was written (once, at the first epoch of the run).

@@ -4,8 +4,8 @@
         --master_port P train_two_nodes.py MODE OUT [--resume CHECKPOINT HISTORY]
 
 MODE: 'default' (the Trainer's own loop), 'hand_written' (an old-style train_epoch that checkpoints
-itself), 'gan' (two models, two optimizers, two backward passes a batch, the discriminator's first
-layer called outside its forward in the discriminator's step). The run writes its files to
+itself), 'gan' (two models, two optimizers, two backward passes a batch, the discriminator's
+layers called outside its forward in its step, its own checkpoint format after each epoch). The run writes its files to
 <OUT>/node<RANK> (a second writer would show there) or, resumed, to <OUT>/again<RANK>; each rank
 dumps <OUT>/<run>_rank<RANK>.pt: parameters, optimizer state, histories, and what a probe saw.
 """
@@ -21,6 +21,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent / 'data'), str(HERE.parent / 'data' / 'original')]
 
+from compat.distributed import is_rank_zero  # noqa: E402
 from lernomatic.train.trainer import Trainer  # noqa: E402
 
 import extra_nets  # noqa: E402
@@ -48,7 +49,11 @@ class HandWrittenSaving(Trainer):
 
 
 class OutsideForwardGAN(GANTrainer):
-    """The discriminator's step calls its network's layers directly, not through its forward."""
+    """The discriminator's step calls its network's layers directly, not through its forward.
+
+    Checkpoints itself after each epoch's loop, as zoo GAN trainers did, in its own format: the
+    networks, optimizers, histories and torch's generator state.
+    """
 
     def train_epoch(self) -> None:
         for real, _ in self.train_loader:
@@ -68,6 +73,26 @@ class OutsideForwardGAN(GANTrainer):
             self.d_loss_history[self.loss_iter] = d_loss.item()
             self.g_loss_history[self.loss_iter] = g_loss.item()
             self.loss_iter += 1
+        self.save_checkpoint(f'{self.checkpoint_dir}/gan_epoch_{self.cur_epoch}.pkl')
+
+    def save_checkpoint(self, fname: str) -> None:
+        if not is_rank_zero():
+            return
+        os.makedirs(self.checkpoint_dir, exist_ok=True)
+        torch.save({'generator': self.generator.get_params(), 'discriminator': self.discriminator.get_params(),
+                    'optim_g': self.optim_g.state_dict(), 'optim_d': self.optim_d.state_dict(),
+                    'trainer_params': self.get_trainer_params(), 'loss_iter': self.loss_iter,
+                    'g_loss_history': torch.from_numpy(self.g_loss_history.copy()),
+                    'd_loss_history': torch.from_numpy(self.d_loss_history.copy()), 'rng': torch.get_rng_state()},
+                   fname)
+
+    def load_checkpoint(self, fname: str) -> None:
+        super().load_checkpoint(fname)
+        data = torch.load(fname)
+        self.cur_epoch += 1  # written at the end of that epoch's loop
+        self.loss_iter = data['loss_iter']
+        self.g_loss_history, self.d_loss_history = data['g_loss_history'].numpy(), data['d_loss_history'].numpy()
+        torch.set_rng_state(data['rng'])
 
 
 class Probe(lightning.Callback):
@@ -127,7 +152,8 @@ def main() -> None:
         torch.manual_seed(12345)  # the generators elsewhere: only the checkpoint can put them back
         trainer = build(args.mode, args.out / f'again{rank}', probe)
         trainer.load_checkpoint(str(args.resume[0]))
-        trainer.load_history(str(args.resume[1]))
+        if args.mode != 'gan':  # the GAN's own checkpoint holds its histories
+            trainer.load_history(str(args.resume[1]))
     else:
         trainer = build(args.mode, args.out / f'node{rank}', probe)
     trainer.train()
