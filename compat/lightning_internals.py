@@ -164,8 +164,8 @@ class UnwrappedDDPStrategy(DDPStrategy):
     """`DDPStrategy` whose module is not wrapped in `DistributedDataParallel`; `setup_ddp` is given instead.
 
     Why: a hand-written loop's own `loss.backward()` calls bypass the wrapper's forward, and it
-    holds several models (`compat.loop.ddp` syncs them itself). Public replacement: none (Lightning
-    offers no strategy hook for "do not wrap").
+    holds several models (`compat.loop.ddp` gives each its own DDP). Public replacement: none
+    (Lightning offers no strategy hook for "do not wrap").
     """
 
     def __init__(self, setup_ddp: Callable[[Any], None], **kwargs: Any) -> None:

@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
@@ -89,3 +91,19 @@ def test_target_verdicts_from_made_up_rates():
     assert bench.cyclic_twin({'fast': [], 'fast_cyclic': []}) == 'fast'
     cells = bench.table(runs, failed={('cifar', 'graph')}).splitlines()[2]
     assert cells.endswith('| FAILED |') and '| 90 (0.82x) |' in cells
+
+
+@pytest.mark.ddp
+def test_ddp_speedup_quick_runs_both_loops_on_one_and_two_processes(tmp_path):
+    out = tmp_path / 'ddp.json'
+    run = subprocess.run([sys.executable, str(REPO / 'bench' / 'ddp_speedup.py'), '--quick', '--out', str(out),
+                          '--scratch', str(tmp_path / 'scratch')], capture_output=True, text=True, timeout=900,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert '| default |' in run.stdout and '| hand-written |' in run.stdout
+    result = json.loads(out.read_text())
+    assert set(result['median']) == {'default x1', 'default x2', 'hand-written x1', 'hand-written x2'}
+    assert all(rate > 0 for rate in result['median'].values())
+    # the hand-written loop on 2 processes: every gradient averaged by DDP's reducer, none at the step
+    assert result['fallback_params']['hand-written x2'] == 0
+    assert result['fallback_params']['hand-written x1'] is None  # one process: no DDP at all

@@ -33,7 +33,7 @@ from compat.lightning_internals import (
 )
 from compat.logs import get_logger, say
 from compat.loop.captured_step import CapturedStep, captured_step_blockers
-from compat.loop.ddp import average_gradients
+from compat.loop.ddp import DataParallelHeld, share_generators
 from compat.loop.device_data import DeviceTensorLoader, device_data_refusal
 from compat.loop.hand_written import EpochRunner, FedLoader
 from compat.loop.routed_optimizer import RoutedOptimizer, unwrap_optimizer
@@ -107,6 +107,8 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         self._skip = 0  # training batches of this epoch a resumed run already trained
         self._rng_after_skip: dict[str, Any] | None = None
         self._epoch_rng_state: dict[str, Any] | None = None  # the generators before this epoch's data iterator
+        self.data_parallel: DataParallelHeld | None = None  # set by the strategy under DDP (compat.loop.ddp)
+        self._rng_before_setup: dict[str, Any] | None = capture_rng_state()  # as the user's code left them
 
     def choose_step(self, trainer: lightning.Trainer, cuda_graph: bool = False) -> None:
         """Before fit: how the default loop steps on `trainer`: automatic, lean or captured."""
@@ -166,6 +168,9 @@ class EpochBridge(FastHookName, lightning.LightningModule):
             if getattr(self.legacy, name, None) is routed:
                 setattr(self.legacy, name, routed._routed_from)
         self._routed = {}
+        if self.data_parallel is not None:
+            self.data_parallel.detach()
+            self.data_parallel = None
         if self._captured is not None:
             self._captured.close()
             self._captured = None
@@ -180,7 +185,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
             if batch_idx + 1 == self._skip:  # the generators as they were when the checkpoint was written
                 assert self._rng_after_skip is not None, '_apply_resume_point sets it with _skip'
                 restore_rng_state(self._rng_after_skip)
-                self._skip, self._rng_after_skip = 0, None
+                self._skipping(0)
             return None
         if self.hand_written_train:
             self.runners['train'].feed(batch)
@@ -222,7 +227,12 @@ class EpochBridge(FastHookName, lightning.LightningModule):
     # ---- hand-written training loops
     def on_fit_start(self) -> None:
         self.legacy.device = self.device  # `self.device` in user code is where Lightning put the model
+        if self.trainer.world_size > 1:
+            self._undo_setup_draws()
+            share_generators(self.device)  # every rank takes rank 0's, so its checkpoints resume every rank
+            self._rng_before_setup = capture_rng_state()
         if self.legacy.cur_epoch == 0:
+            self._rng_before_setup = None  # epoch 0's data iterator comes after this point: nothing to undo
             # Lightning creates epoch 0's data iterator before its on_train_epoch_start (later epochs' after
             # it): the generators that decide epoch 0's order and worker seeds are the ones at this point
             self._apply_resume_point()
@@ -243,15 +253,20 @@ class EpochBridge(FastHookName, lightning.LightningModule):
 
     def on_validation_start(self) -> None:
         self.legacy.device = self.device
+        if self.data_parallel is not None:
+            self.data_parallel.training = False  # evaluation forwards leave DDP's reducer alone
 
     def on_train_epoch_start(self) -> None:
         if self._epoch_rng_state is None:  # epochs after 0: before this epoch's iterator draws its order
+            self._undo_setup_draws()
             self._apply_resume_point()
             self._epoch_rng_state = capture_rng_state()
         position = self.legacy._run_state.position
         position.phase, position.epoch, position.batches_done = 'train', self.legacy.cur_epoch, 0
         position.epoch_rng_state, self._epoch_rng_state = self._epoch_rng_state, None
         self._ended_early = False
+        if self.data_parallel is not None:
+            self.data_parallel.training = True
         if 'train' in self.runners:
             self.runners['train'].start()
 
@@ -267,13 +282,25 @@ class EpochBridge(FastHookName, lightning.LightningModule):
 
     def close_training_epoch(self) -> None:
         """Finish the user's training loop and, after an early break, the validation Lightning skipped."""
-        self._skip, self._rng_after_skip = 0, None  # a resumed epoch's skipping never reaches the next epoch
+        self._skipping(0)  # a resumed epoch's skipping never reaches the next epoch
         runner = self.runners.get('train')
         if runner is not None and runner.active:
             runner.finish()
         if self._ended_early and self.eval_stages:
             self._ended_early = False
             run_validation_now(self.trainer)
+
+    def _undo_setup_draws(self) -> None:
+        """Once, before the fit's first epoch draws its order: the generators as the user's code left them.
+
+        Setting up draws from them where one uninterrupted run would not: DDP's setup, and Lightning's
+        data iterator made before the first epoch of a fit that starts at `cur_epoch > 0` (that epoch
+        makes its own). Undone, a run continued with generators the user put back (a checkpoint of
+        their own format) draws as the uninterrupted run did.
+        """
+        state, self._rng_before_setup = self._rng_before_setup, None
+        if state is not None:
+            restore_rng_state(state)
 
     def _apply_resume_point(self) -> None:
         """Continue where a loaded checkpoint was written (once, at the first epoch of the run).
@@ -295,9 +322,18 @@ class EpochBridge(FastHookName, lightning.LightningModule):
                                       'with other data or another batch size (nothing was trained)')
             assert point.epoch_rng_state is not None, "read_resume_point requires it of a 'train' position"
             restore_rng_state(point.epoch_rng_state)
-            self._skip, self._rng_after_skip = point.batches_done, point.rng_state
+            self._skipping(point.batches_done, point.rng_state)
         else:
             restore_rng_state(point.rng_state)
+
+    def _skipping(self, batches: int, rng_after: dict[str, Any] | None = None) -> None:
+        """Skip the epoch's first `batches` (0: stop skipping), then put the generators at `rng_after`.
+
+        A skipped batch's step returns None, which Lightning's automatic optimisation refuses under
+        DDP: the skipped batches run under manual optimisation, where None means nothing was done.
+        """
+        self._skip, self._rng_after_skip = batches, rng_after
+        self.automatic_optimization = self.step_mode == 'automatic' and not batches
 
     def _optimizer_step(self, optimizer: torch.optim.Optimizer, closure: Any, kwargs: dict) -> Any:
         if scales_loss(self.trainer) and not self._scaled_backward:
@@ -306,7 +342,8 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         self._scaled_backward = False
         if self._direct_steps:  # nothing between backward and step needs Lightning: step as the user wrote it
             return self._counted_step(optimizer, closure, kwargs)
-        average_gradients(optimizer)
+        if self.data_parallel is not None:
+            self.data_parallel.before_step(optimizer)  # what DDP's reducer did not average (compat.loop.ddp)
         return self._counted_step(optimizer, closure, kwargs, through=self.trainer.strategy.optimizer_step)
 
     def _counted_step(self, optimizer: torch.optim.Optimizer, closure: Any = None, kwargs: dict | None = None,

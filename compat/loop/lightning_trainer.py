@@ -131,7 +131,8 @@ def build_lightning_trainer(legacy: LernomaticTrainer, max_epochs: int, callback
     if show_bar and not users_bar:
         callbacks = [*callbacks, EpochBar(legacy)]
     options: dict[str, Any] = dict(
-        accelerator=accelerator, devices=devices, strategy=strategy if strategy is not None else legacy.strategy,
+        accelerator=accelerator, devices=devices, num_nodes=legacy.num_nodes,
+        strategy=strategy if strategy is not None else legacy.strategy,
         max_epochs=max_epochs, callbacks=callbacks + user_callbacks,
         logger=lightning_logger(legacy) or False, inference_mode=inference_mode,
         default_root_dir=legacy.checkpoint_dir, enable_checkpointing=False, num_sanity_val_steps=0,

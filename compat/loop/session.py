@@ -78,7 +78,9 @@ def fit_epochs(legacy: LernomaticTrainer, hand_written: frozenset[str] = frozens
     stages = _eval_stages(legacy)
     bridge = EpochBridge(legacy, stages, hand_written, resume=point)
     hand_written = bridge.hand_written
-    strategy = strategy_for_hand_written_loops(legacy.strategy) if 'train' in hand_written else legacy.strategy
+    strategy = legacy.strategy
+    if 'train' in hand_written:
+        strategy = strategy_for_hand_written_loops(strategy, legacy.num_nodes)
     with _session(legacy, bridge, legacy.verbose):
         bookkeeping = LernomaticBookkeeping(legacy, stages, hand_written)
         trainer = build_lightning_trainer(legacy, legacy.num_epochs, [bookkeeping],

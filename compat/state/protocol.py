@@ -49,6 +49,7 @@ class LernomaticTrainer(Protocol):
     accelerator: str | Accelerator | None
     devices: int | str | list[int] | None
     strategy: str | Strategy
+    num_nodes: int
     precision: int | str | None
     callbacks: Sequence[lightning.Callback] | None
     logger: bool | Logger

@@ -28,6 +28,7 @@ from compat.codec.validators import (
     positive_int,
 )
 from compat.devices import device_id_problem
+from compat.distributed import strategy_problem
 from compat.errors import ConfigError
 from compat.kwargs import report_unknown_kwargs
 from compat.logs import verbosity_problem
@@ -124,6 +125,12 @@ def _deterministic(name: str, value: Any) -> None:
         raise ConfigError(f"{name} must be None, True, False or 'warn', got {value!r}")
 
 
+def _strategy(name: str, value: Any) -> None:
+    problem = strategy_problem(value)
+    if problem:
+        raise ConfigError(f'{name}={value!r}: {problem}')
+
+
 @dataclass(frozen=True)
 class Option:
     """One keyword option: its default, why it exists, and an optional check run before any work."""
@@ -179,7 +186,9 @@ TRAINER_OPTIONS: dict[str, Option] = {
 LIGHTNING_OPTIONS: dict[str, Option] = {
     'accelerator': Option(None, "Lightning accelerator ('cpu', 'gpu', 'auto'); None: from device_id"),
     'devices': Option(None, 'Lightning devices (count, list or "auto"); None: from device_id'),
-    'strategy': Option('auto', "Lightning strategy ('ddp', ...)"),
+    'strategy': Option('auto', "Lightning strategy ('ddp', ...); 'fsdp' is refused (docs/cluster.md)", _strategy),
+    'num_nodes': Option(1, 'machines in the run (torchrun --nnodes, SLURM --nodes); devices is per machine '
+                        '(docs/cluster.md)', _rule(positive_int)),
     'precision': Option(None, "Lightning precision ('bf16-mixed', '16-mixed', ...)"),
     'callbacks': Option(None, 'a list of lightning.Callback', _callbacks),
     'logger': Option(True, 'True: a TensorBoardLogger under checkpoint_dir; False: none; or a Lightning logger',

@@ -70,7 +70,7 @@ def _overrides(instance: Any, name: str) -> bool:
 
 class Trainer:
     """Trains a `LernomaticModel`; every documented kwarg, plus Lightning's accelerator, devices,
-    strategy, precision, callbacks, logger and deterministic (see `lernomatic.train.options`)."""
+    strategy, num_nodes, precision, callbacks, logger and deterministic (see `lernomatic.train.options`)."""
 
     # The histories, declared once (compat.state.histories): allocation, resizing, the history file,
     # what a loaded file may set and the device buffering all follow. A subclass may add its own
@@ -117,6 +117,7 @@ class Trainer:
     accelerator: str | Accelerator | None
     devices: int | str | list[int] | None
     strategy: str | Strategy
+    num_nodes: int
     precision: int | str | None
     callbacks: Sequence[lightning.Callback] | None
     logger: bool | Logger
