@@ -19,7 +19,9 @@ calls its networks through their forward has none of these: its only all-reduces
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Iterable, Iterator
+from functools import cache
 from typing import Any
 
 import torch
@@ -97,6 +99,22 @@ def _outermost(modules: Iterable[torch.nn.Module]) -> list[torch.nn.Module]:
     return chosen
 
 
+def _destroy_process_group() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@cache
+def destroy_process_group_at_exit() -> None:
+    """Destroy the process group before the interpreter tears down (registered once per process).
+
+    Left to interpreter shutdown, gloo's process group and the DDP reducers that used it were
+    destroyed in no set order, and a worker that had finished its run now and then died of
+    `terminate called without an active exception` (SIGABRT), failing its torchrun launch.
+    """
+    atexit.register(_destroy_process_group)
+
+
 class DataParallelHeld:
     """A `DistributedDataParallel` for each held network, driven from the network's own forward calls.
 
@@ -108,6 +126,7 @@ class DataParallelHeld:
     """
 
     def __init__(self, modules: Iterable[torch.nn.Module], device: torch.device, find_unused: bool = False) -> None:
+        destroy_process_group_at_exit()
         device_ids = [device.index] if device.type == 'cuda' else None
         self.wrappers = [DistributedDataParallel(m, device_ids=device_ids, find_unused_parameters=find_unused)
                          for m in _outermost(modules)]
