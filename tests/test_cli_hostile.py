@@ -87,21 +87,28 @@ def test_inspect_survives_a_list_nested_100k_deep(deep_file):
 
 
 def test_inspect_expands_a_shared_list_once(tmp_path):
-    bomb = tmp_path / 'bomb.pkl'
-    torch.save({'bomb': _shared_bomb()}, bomb)
-    run = lernomatic('inspect', bomb, '--show-data', '--max-level', '100', '--max-lines', '100000', timeout=HANG)
+    shared = tmp_path / 'shared.pkl'
+    torch.save({'bomb': _shared_bomb(depth=4)}, shared)  # 20**4 paths: within the pre-scan's budget
+    run = lernomatic('inspect', shared, '--show-data', '--max-level', '100', '--max-lines', '100000', timeout=HANG)
     lines = run.stdout.splitlines()
-    # one line per entry of each of the 30 distinct lists of 20 (each expanded once), the top and 'bomb'
-    assert len(lines) == 2 + 30 * 20 and run.stderr == ''
+    # one line per entry of each of the 4 distinct lists of 20 (each expanded once), the top and 'bomb'
+    assert len(lines) == 2 + 4 * 20 and run.stderr == ''
     assert lines[-1] == '        [19]: list (20 items), the same object as line 3'
-    assert ' ' * 4 * 31 + '[0]: list (1 items) = [1.0]' in lines  # the innermost list, at depth 31
-    assert sum('the same object as line 31' in line for line in lines) == 19
+    assert ' ' * 4 * 5 + '[0]: list (1 items) = [1.0]' in lines  # the innermost list, at depth 5
+    assert sum('the same object as line 5' in line for line in lines) == 19
+
+
+def test_inspect_refuses_a_shared_reference_bomb(tmp_path):
+    bomb = tmp_path / 'bomb.pkl'
+    torch.save({'bomb': _shared_bomb()}, bomb)  # 20**30 paths in a few kilobytes
+    assert_user_error(lernomatic('inspect', bomb, '--max-level', '100', check=False, timeout=HANG),
+                      'more than 10,000,000 parts')
 
 
 def test_inspect_stops_at_max_lines_and_says_so(tmp_path):
-    bomb = tmp_path / 'bomb.pkl'
-    torch.save({'bomb': _shared_bomb()}, bomb)
-    run = lernomatic('inspect', bomb, '--max-level', '100', '--max-lines', '40', timeout=HANG)
+    shared = tmp_path / 'shared.pkl'
+    torch.save({'bomb': _shared_bomb(depth=4)}, shared)
+    run = lernomatic('inspect', shared, '--max-level', '100', '--max-lines', '40', timeout=HANG)
     assert len(run.stdout.splitlines()) == 40
     assert run.stderr.strip().splitlines() == ['lernomatic inspect: output stopped after 40 lines '
                                                '(raise --max-lines to see more)']
@@ -162,7 +169,7 @@ ABSURD = {
     'array of complex numbers': (_history(acc_history=np.ones(3, complex)), 'acc_history holds complex128'),
     'dict instead of an array': (_history(loss_history={'a': 1}), 'loss_history is a dict'),
     'nested lists instead of an array': (_history(val_loss_history=[[0.1]] * 9), 'val_loss_history is a list'),
-    'shared-reference bomb instead of an array': (_history(loss_history=_shared_bomb()), 'loss_history is a list'),
+    'shared-reference bomb instead of an array': (_history(loss_history=_shared_bomb()), 'more than 10,000,000 parts'),
     'array missing, counter set': (_history(acc_history=None), 'acc_history is None but acc_iter is 3'),
     'tensor claiming 10**12 entries': (_history(loss_history=torch.zeros(1).expand(10**12), loss_iter=10**12),
                                        'at most 10000000'),

@@ -51,7 +51,7 @@ class PrescanError(ValueError):
     """What is wrong with the file, in a few words."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Item:
     size: int  # objects in it, every memo reference counted in full
     depth: int
@@ -166,8 +166,9 @@ class _Walk:
             return
         if name in _INTO_CONTAINER and popped:
             container, added = popped[0], popped[1:]
-            depth = max([container.depth] + [item.depth + 1 for item in added])
-            self.push(_Item(container.size + sum(item.size for item in added), depth))
+            container.depth = max([container.depth] + [item.depth + 1 for item in added])
+            container.size += sum(item.size for item in added)  # in place: the memo holds this object too
+            self.push(container)
             return
         deeper = 1 if name in _NEW_CONTAINER or name in _CALLS else 0
         value: Any = arg if isinstance(arg, (str, int)) and not isinstance(arg, bool) else None

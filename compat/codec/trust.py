@@ -32,6 +32,7 @@ from types import ModuleType
 from typing import Any
 
 from compat.errors import CheckpointError
+from compat.text import short_repr
 
 __all__ = ['TRUSTED_MODULES_ENV', 'LoadPolicy', 'check_prefixes', 'trust_modules', 'allow_module_root', 'loading',
            'current_policy', 'module_name', 'class_name', 'import_module', 'resolve_class', 'is_trusted_module']
@@ -116,8 +117,7 @@ def _refuse(policy: LoadPolicy, field: str, value: Any, reason: str) -> Checkpoi
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 120 else text[:117] + '...'
+    return short_repr(value, 120)  # never repr() a file's value in full: a shared-reference value is huge
 
 
 def module_name(value: Any, field: str, policy: LoadPolicy | None = None) -> str:
