@@ -8,13 +8,9 @@ histories.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from compat.codec.checkpoint import (
     optimizer_state_to,
@@ -43,7 +39,6 @@ from compat.schedules import optimizer_momentum, schedule_value, set_optimizer_l
 from compat.state.histories import (
     TRAINER_HISTORIES,
     History,
-    filled,
     history_record,
     init_histories,
     install_history_attributes,
@@ -51,13 +46,8 @@ from compat.state.histories import (
 )
 from compat.state.run_state import RunState
 from lernomatic.models.common import LernomaticModel
+from lernomatic.train.history_reads import HistoryReads
 from lernomatic.train.options import TRAINER_PARAM_KEYS, check_model_argument, check_option, resolve_options
-
-if TYPE_CHECKING:  # for the declared attributes' annotations only
-    import lightning
-    from lightning.pytorch.accelerators import Accelerator
-    from lightning.pytorch.loggers import Logger
-    from lightning.pytorch.strategies import Strategy
 
 __all__ = ['Trainer']
 
@@ -68,7 +58,7 @@ def _overrides(instance: Any, name: str) -> bool:
     return getattr(type(instance), name) is not getattr(Trainer, name)
 
 
-class Trainer:
+class Trainer(HistoryReads):
     """Trains a `LernomaticModel`; every documented kwarg, plus Lightning's accelerator, devices,
     strategy, num_nodes, precision, callbacks, logger and deterministic (see `lernomatic.train.options`)."""
 
@@ -77,75 +67,6 @@ class Trainer:
     # (HISTORIES = Trainer.HISTORIES + (History('d_loss_history', None, 'train_loader'),)) or, as old
     # subclasses did, allocate them in its _init_history.
     HISTORIES: tuple[History, ...] = TRAINER_HISTORIES
-
-    # ---- declared attributes: annotations only, no values. The options' defaults live in the option
-    # table (lernomatic.train.options), which __init__ applies; the state is set by __init__ and the
-    # _init_* steps (which subclasses override). Together they are compat.state.protocol.LernomaticTrainer.
-    # options (TRAINER_OPTIONS)
-    num_epochs: int
-    learning_rate: float
-    momentum: float
-    weight_decay: float
-    loss_function: str
-    optim_function: str
-    checkpoint_dir: str | os.PathLike[str]
-    checkpoint_name: str
-    save_hist: bool
-    verbose: int  # False/True or 0, 1, 2 (compat.logs.verbosity)
-    print_every: int
-    save_every: int
-    save_best: bool
-    device_id: int
-    device_map: Any  # kept for old code, unused
-    batch_size: int
-    val_batch_size: int
-    train_dataset: Dataset[Any] | None
-    test_dataset: Dataset[Any] | None
-    val_dataset: Dataset[Any] | None
-    shuffle: bool
-    num_workers: int
-    drop_last: bool
-    lr_scheduler: Any  # None or any object with get_lr() (compat.schedules)
-    mtm_scheduler: Any
-    stop_when_acc: float
-    early_stop: Mapping[str, Any] | None
-    tb_writer: Any  # None or a SummaryWriter (anything with add_scalar)
-    stop_on_nonfinite: bool
-    strict: bool | None
-    trusted_modules: Sequence[str] | None
-    # options passed on to lightning.Trainer (LIGHTNING_OPTIONS)
-    accelerator: str | Accelerator | None
-    devices: int | str | list[int] | None
-    strategy: str | Strategy
-    num_nodes: int
-    precision: int | str | None
-    callbacks: Sequence[lightning.Callback] | None
-    logger: bool | Logger
-    deterministic: bool | Literal['warn'] | None
-    cuda_graph: bool
-    data_on_device: bool
-    # what it trains with
-    model: Any  # a LernomaticModel, or old code's object with its methods; None until one is given or loaded
-    optimizer: torch.optim.Optimizer | None
-    criterion: torch.nn.Module
-    device: torch.device
-    train_loader: DataLoader[Any] | None
-    val_loader: DataLoader[Any] | None
-    test_loader: DataLoader[Any] | None
-    # its state: counters, histories (installed as compat.state.device_buffer.BufferedHistory), results
-    cur_epoch: int
-    start_epoch: int
-    iter_per_epoch: int
-    best_acc: float
-    loss_iter: int
-    val_loss_iter: int
-    acc_iter: int
-    loss_history: np.ndarray | None
-    val_loss_history: np.ndarray | None
-    acc_history: np.ndarray | None
-    test_loss: float  # set by test_epoch()
-    test_acc: float
-    _run_state: RunState
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -364,56 +285,7 @@ class Trainer:
     def unfreeze_to(self, layer_num: int) -> None:
         self.model.unfreeze_to(layer_num)
 
-    # ---- histories
-    def get_loss_history(self) -> np.ndarray | None:
-        return filled(self.loss_history, self.loss_iter)
-
-    def get_val_loss_history(self) -> np.ndarray | None:
-        return filled(self.val_loss_history, self.val_loss_iter)
-
-    def get_acc_history(self) -> np.ndarray | None:
-        return filled(self.acc_history, self.acc_iter)
-
-    def _recorded(self, name: str, array: np.ndarray | None) -> np.ndarray:
-        """History `name`, whose counter says it holds values: a clear error where it is None instead."""
-        if array is None:
-            raise ConfigError(f'{self!r} counts values recorded in {name}, but {name} is None '
-                              '(its counter was set without the array, e.g. by a history file or a subclass)')
-        return array
-
-    def _epoch_length(self, name: str, loader: DataLoader[Any] | None) -> int:
-        if loader is None:
-            raise ConfigError(f'{self!r} has no {name}, so the length of an epoch is unknown')
-        return len(loader)
-
-    def get_cur_loss(self) -> float:
-        """The newest training loss (the original read the slot after it, always 0)."""
-        if self.loss_iter == 0:
-            return 0.0
-        return float(self._recorded('loss_history', self.loss_history)[self.loss_iter - 1])
-
-    def get_cur_val_loss(self) -> float:
-        if self.val_loss_iter == 0:
-            return 0.0
-        return float(self._recorded('val_loss_history', self.val_loss_history)[self.val_loss_iter - 1])
-
-    def get_cur_acc(self) -> float:
-        if self.acc_iter == 0:
-            return 0.0
-        return float(self._recorded('acc_history', self.acc_history)[self.acc_iter - 1])
-
-    def get_cur_epoch_loss(self) -> np.ndarray | None:
-        if self.loss_iter == 0:
-            return None
-        start = max(0, self.loss_iter - self._epoch_length('train_loader', self.train_loader))
-        return self._recorded('loss_history', self.loss_history)[start:self.loss_iter]
-
-    def get_cur_epoch_val_loss(self) -> np.ndarray | None:
-        if self.val_loss_iter == 0:
-            return None
-        start = max(0, self.val_loss_iter - self._epoch_length('val_loader', self.val_loader))
-        return self._recorded('val_loss_history', self.val_loss_history)[start:self.val_loss_iter]
-
+    # ---- history files (the getters: lernomatic.train.history_reads)
     def save_history(self, fname: str) -> None:
         """Write counters and every `*_history` array (a subclass's own too) in the original's layout."""
         if not is_rank_zero():
