@@ -18,6 +18,7 @@ import zipfile
 
 import pytest
 import torch
+from test_hostile_state import original_checkpoint, write
 
 from compat.codec.safe_load import safe_load
 from compat.errors import CheckpointError
@@ -27,16 +28,6 @@ from lernomatic.train.trainer import Trainer
 from conftest import ORIGINAL
 
 MESSAGE_BOUND = 2_000  # characters: a refusal names the file, the field and the reason, never the whole value
-
-
-def write(tmp_path, name, data):
-    path = tmp_path / name
-    torch.save(data, path)
-    return path
-
-
-def original_checkpoint():
-    return torch.load(ORIGINAL / 'mlp_trainer_ck.pkl')
 
 
 def original_history():
