@@ -60,10 +60,16 @@ if ON_CUDA and not torch.cuda.is_available():
 TEST_DEVICE_ID = 0 if ON_CUDA else -1
 TEST_DEVICE = torch.device('cuda:0' if ON_CUDA else 'cpu')
 
-# The fixtures were written with torch 2.13's CPU build; there, every float matches bit for bit.
-# Elsewhere results agree with the fixture to float32 rounding (looser on a GPU: other kernels).
-FIXTURE_PLATFORM = torch.__version__.split('+')[0] == '2.13.0' and torch.version.cuda is None and not ON_CUDA
-FIXTURE_RTOL = 1e-4 if ON_CUDA else 1e-6
+# The fixture's numbers were computed on the machine the original ran on. Float rounding depends on
+# the CPU's vector width and BLAS build (an ulp in the first step, which training carries on), so no
+# test compares with them bit for bit: only with the plain loop run in this process (`reference`).
+# tools/fixture_drift.py measures the drift (docs/gpu.md lists the runs: at most 2.1e-7 relative in
+# the losses, 1.1e-7 absolute in the weights, 1.5e-8 absolute in Adam's state); these tolerances give
+# it a margin of 10-50x and still fail on any change of the algorithm (one step more, another
+# learning rate or batch order moves the losses by 1e-3 or more). A GPU's kernels differ more.
+FIXTURE_RTOL = 1e-4 if ON_CUDA else 1e-5
+WEIGHT_TOLERANCE = dict(rtol=1e-3, atol=1e-4) if ON_CUDA else dict(rtol=1e-4, atol=2e-6)
+ADAM_STATE_TOLERANCE = dict(rtol=1e-3, atol=1e-4) if ON_CUDA else dict(rtol=1e-3, atol=2e-7)
 
 
 @pytest.fixture(scope='session')

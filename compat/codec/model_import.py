@@ -23,8 +23,8 @@ from compat.codec.trust import LoadPolicy, current_policy, is_trusted_module, mo
 from compat.errors import CheckpointError
 from compat.text import short_repr
 
-__all__ = ['ModelMetadata', 'check_model_params', 'check_plain_value', 'model_classes', 'build_wrapper', 'rebuild_net',
-           'load_state_dict_checked']
+__all__ = ['ModelMetadata', 'check_model_params', 'check_plain_value', 'model_classes', 'vet_model_names',
+           'build_wrapper', 'rebuild_net', 'load_state_dict_checked']
 
 MAX_ARGS_ITEMS = 10_000
 MAX_ARGS_DEPTH = 16
@@ -224,6 +224,31 @@ def rebuild_net(params: Mapping[str, Any], wrapper: Any, wrapper_base: type, fie
     return net
 
 
+def vet_model_names(params: Mapping[str, Any], wrapper: Any, wrapper_base: type, field: str = "['model']",
+                    ) -> ModelMetadata:
+    """Every class the metadata names, checked before a wrapper's `set_params` sees it.
+
+    The original's own models (its WideResnet, DCGAN, autoencoder models, run from a checkout on
+    LERNOMATIC_PATH) override `set_params` to import `module_import_path`, look up `module_name` and
+    call it with `model_args`: whatever the file names would run. So the network class must pass
+    `model_classes` first, and any other `<x>_import_path`/`<x>_name` pair the file holds must name an
+    `nn.Module` class under the trust policy; an `<x>_import_path` without its name is refused.
+    """
+    policy = current_policy()
+    meta = check_model_params(params, field, policy)
+    model_classes(meta, wrapper_base, field, wrapper)
+    for key in meta:
+        if not isinstance(key, str) or not key.endswith('import_path') or key in ('model_import_path',
+                                                                                  'module_import_path'):
+            continue
+        name_key = key[:-len('import_path')] + 'name'
+        if name_key not in meta:
+            raise _error(policy, f'{field}[{key!r}]', f'names a module without a class ({name_key!r} is missing): '
+                         'a model file names the classes that rebuild it, nothing else')
+        resolve_class(meta[key], f'{field}[{key!r}]', meta[name_key], f'{field}[{name_key!r}]', torch.nn.Module, policy)
+    return meta
+
+
 def build_wrapper(params: Mapping[str, Any], wrapper_base: type, field: str = "['model']") -> Any:
     """Construct the wrapper a checkpoint names (checked to be a `wrapper_base`) and load its model into it."""
     policy = current_policy()
@@ -231,7 +256,7 @@ def build_wrapper(params: Mapping[str, Any], wrapper_base: type, field: str = "[
     wrapper_class = resolve_class(meta['model_import_path'], f"{field}['model_import_path']", meta['model_name'],
                                   f"{field}['model_name']", wrapper_base, policy)
     wrapper = wrapper_class()
-    wrapper.set_params(meta)
+    wrapper.set_params(vet_model_names(meta, wrapper, wrapper_base, field))
     return wrapper
 
 

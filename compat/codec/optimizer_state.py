@@ -7,6 +7,10 @@ CPU, of the parameter's shape where they are per element), counters single value
 hyperparameters valid for that optimizer (a scratch instance is built with them, so torch's own
 checks run). How to compute (`foreach`, `fused`, `capturable`, `differentiable`) is this
 machine's choice, not the file's: those flags come from the optimizer's defaults.
+
+The state is checked against the optimizer the trainer actually builds (`optimizer_state_for`), not
+the class `trainer_params['optim_function']` names: the original's zoo trainers build SGD in their
+own `_init_optimizer` while that field keeps the default 'Adam', and their files hold SGD's state.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from compat.errors import CheckpointError
 from compat.text import short_repr
 
 __all__ = ['STATE_KEYS', 'IMPLEMENTATION_FLAGS', 'plain_tensor_problem', 'checked_optimizer_state',
-           'check_behaviour_flags']
+           'check_behaviour_flags', 'optimizer_state_for', 'optimizer_parameters', 'foreign_optimizer_state']
 
 MAX_STATE_ENTRIES = 1_000_000
 MAX_LIST_STATE = 10_000
@@ -100,7 +104,7 @@ def _check_value(fname: Any, where: str, key: Any, value: Any, shape: tuple[int,
             raise _error(fname, where, f'shape {tuple(value.shape)} but the parameter has {shape}')
         if value.is_complex() and not complex_param:
             raise _error(fname, where, f'{value.dtype} state for a real parameter')
-        if not element_wise and key not in _LBFGS | _FACTORED and value.dim() != 0:
+        if shape is not None and not element_wise and key not in _LBFGS | _FACTORED and value.dim() != 0:
             raise _error(fname, where, f'a {tuple(value.shape)} tensor where one value belongs')
     elif isinstance(value, (list, tuple)) and key in _LBFGS:
         if len(value) > MAX_LIST_STATE or not all(v is None or isinstance(v, torch.Tensor)
@@ -110,7 +114,25 @@ def _check_value(fname: Any, where: str, key: Any, value: Any, shape: tuple[int,
         raise _error(fname, where, f'{short_repr(value)} is not optimizer state')
 
 
-def _checked_group(fname: Any, where: str, group: Any, optimizer_class: type | None) -> dict[str, Any]:
+def _allowed_keys(name: str | None) -> frozenset[str]:
+    """The state keys the torch optimizer of this name keeps (empty for another class)."""
+    element_wise, single = STATE_KEYS.get(name or '', (frozenset(), frozenset()))
+    return element_wise | single | (_FACTORED if name == 'Adafactor' else frozenset()) | \
+        (_LBFGS if name == 'LBFGS' else frozenset())
+
+
+def _buildable(optimizer_class: type, scratch_param: torch.Tensor) -> bool:
+    """Whether the class builds on one parameter with its own defaults: torch's do; a user's own optimizer
+    with required arguments does not, and its values are then checked for shape alone (`_hyperparameter`)."""
+    try:
+        optimizer_class([scratch_param])
+    except Exception:  # noqa: BLE001 - the user's class, whatever it raises
+        return False
+    return True
+
+
+def _checked_group(fname: Any, where: str, group: Any, optimizer_class: type | None,
+                   built_defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if not isinstance(group, Mapping) or not isinstance(group.get('params'), (list, tuple)):
         raise _error(fname, where, "expected a dict with a 'params' list")
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in group['params']):
@@ -125,17 +147,19 @@ def _checked_group(fname: Any, where: str, group: Any, optimizer_class: type | N
     if optimizer_class is None:
         return dict(group)
     scratch_param = torch.zeros(1, 1, requires_grad=True)  # a matrix: Muon takes nothing else
-    fresh = optimizer_class([scratch_param])
-    known = set(fresh.defaults)
+    defaults = dict(built_defaults) if built_defaults is not None else optimizer_class([scratch_param]).defaults
+    known = set(defaults)
     accepted = set(inspect.signature(optimizer_class).parameters)
     hyper = {key: value for key, value in group.items()
              if key in known and key in accepted and key not in IMPLEMENTATION_FLAGS}
-    try:
-        optimizer_class([scratch_param], **hyper)  # torch's own checks of each value (lr >= 0, betas in [0, 1) ...)
-    except Exception as error:  # noqa: BLE001 - whatever the constructor raises, the value is refused
-        raise _error(fname, where, f'not valid for {optimizer_class.__name__}: {short_repr(str(error), 200)}') from None
+    if _buildable(optimizer_class, scratch_param):
+        try:
+            optimizer_class([scratch_param], **hyper)  # torch's own checks of each value (lr >= 0, betas in [0, 1) ...)
+        except Exception as error:  # noqa: BLE001 - whatever the constructor raises, the value is refused
+            raise _error(fname, where, f'not valid for {optimizer_class.__name__}: '
+                         f'{short_repr(str(error), 200)}') from None
     kept = {key: value for key, value in group.items() if key in known or key in _KEPT_EXTRA_GROUP_KEYS}
-    kept.update({flag: fresh.defaults[flag] for flag in IMPLEMENTATION_FLAGS if flag in fresh.defaults})
+    kept.update({flag: defaults[flag] for flag in IMPLEMENTATION_FLAGS if flag in defaults})
     kept['params'] = list(group['params'])
     if names is not None:
         kept['param_names'] = list(names)
@@ -156,15 +180,18 @@ def check_behaviour_flags(optimizer: torch.optim.Optimizer, state: Mapping[str, 
 
 
 def checked_optimizer_state(state: Any, optimizer_class: type | None, params: Sequence[torch.Tensor] | None,
-                            fname: Any, field: str = "['optim']") -> dict[str, Any]:
+                            fname: Any, field: str = "['optim']",
+                            built_defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The optimizer state to load, every part checked; a CheckpointError names the part otherwise.
 
     Args:
         state: the stored `optimizer.state_dict()`.
-        optimizer_class: the optimizer it is for (its state keys and hyperparameters are checked), or None.
+        optimizer_class: the optimizer it is for (its state keys and hyperparameters are checked), or None
+            (plain values only: for a file read before the trainer has built its optimizer).
         params: the parameters the optimizer steps, in `state_dict` order; None checks the structure alone.
         fname: the file, for error messages.
         field: where `state` sits in the file.
+        built_defaults: the `defaults` of the optimizer instance it is for (a user's class may need arguments).
 
     Returns:
         A copy to load: the groups' implementation flags are the optimizer's defaults, unknown group keys dropped.
@@ -172,7 +199,7 @@ def checked_optimizer_state(state: Any, optimizer_class: type | None, params: Se
     if not isinstance(state, Mapping) or not isinstance(state.get('state'), Mapping) \
             or not isinstance(state.get('param_groups'), (list, tuple)) or len(state['param_groups']) > 10_000:
         raise _error(fname, field, "expected an optimizer state dict with 'state' and 'param_groups'")
-    groups = [_checked_group(fname, f"{field}['param_groups'][{number}]", group, optimizer_class)
+    groups = [_checked_group(fname, f"{field}['param_groups'][{number}]", group, optimizer_class, built_defaults)
               for number, group in enumerate(state['param_groups'])]
     indices = [index for group in groups for index in group['params']]
     if len(set(indices)) != len(indices):
@@ -186,9 +213,8 @@ def checked_optimizer_state(state: Any, optimizer_class: type | None, params: Se
     if len(state['state']) > MAX_STATE_ENTRIES:
         raise _error(fname, f"{field}['state']", 'too many entries')
     name = optimizer_class.__name__ if optimizer_class is not None else None
-    element_wise, single = STATE_KEYS.get(name, (frozenset(), frozenset())) if name else (frozenset(), frozenset())
-    allowed = element_wise | single | (_FACTORED if name == 'Adafactor' else frozenset()) | \
-        (_LBFGS if name == 'LBFGS' else frozenset())
+    element_wise = STATE_KEYS[name][0] if name in STATE_KEYS else frozenset()
+    allowed = _allowed_keys(name)
     for index, entry in state['state'].items():
         where = f"{field}['state'][{short_repr(index)}]"
         if index not in shape_of or not isinstance(entry, Mapping):
@@ -200,3 +226,44 @@ def checked_optimizer_state(state: Any, optimizer_class: type | None, params: Se
             _check_value(fname, f'{where}[{short_repr(key)}]', key, value, shape_of[index], key in element_wise,
                          index in complex_params)
     return {'state': dict(state['state']), 'param_groups': groups}
+
+
+def optimizer_parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The parameters an optimizer steps, in the order of its `state_dict` indices."""
+    return [param for group in optimizer.param_groups for param in group['params']]
+
+
+def optimizer_state_for(optimizer: torch.optim.Optimizer, state: Any, fname: Any,
+                        field: str = "['optim']") -> dict[str, Any]:
+    """A file's optimizer state checked against the optimizer the trainer built, ready for `load_state_dict`.
+
+    The original loaded the state into whatever its `_init_optimizer` built (SGD in the zoo's
+    trainers), so that optimizer, not `optim_function`, says which state keys and hyperparameters fit.
+    """
+    checked = checked_optimizer_state(state, type(optimizer), optimizer_parameters(optimizer), fname, field,
+                                      built_defaults=optimizer.defaults)
+    check_behaviour_flags(optimizer, checked, fname, field)
+    return checked
+
+
+def foreign_optimizer_state(optimizer: torch.optim.Optimizer, state: Any, fname: Any) -> str | None:
+    """Why the file's optimizer state is not loaded into `optimizer`, or None when it is this optimizer's.
+
+    A file may hold another torch optimizer's state: a zoo trainer's SGD state loaded into a
+    `Trainer(None)`, which builds `optim_function`'s Adam. The original loaded it anyway and the first
+    step failed on a missing key; here the weights and settings load, the optimizer starts afresh and
+    this says so. State keys that no torch optimizer keeps are not another optimizer's: they are refused.
+    """
+    name = type(optimizer).__name__
+    if name not in STATE_KEYS or not isinstance(state, Mapping) or not isinstance(state.get('state'), Mapping):
+        return None
+    keys = {key for entry in state['state'].values() if isinstance(entry, Mapping) for key in entry}
+    if keys <= _allowed_keys(name):
+        return None
+    owners = [other for other in (*STATE_KEYS, 'LBFGS') if other != name and keys <= _allowed_keys(other)]
+    if not owners:
+        return None  # keys of no optimizer: checked_optimizer_state names the first
+    owner = min(owners, key=lambda other: len(_allowed_keys(other)))  # the closest fit, SGD before Muon
+    return (f"{fname}: ['optim']: {owner}'s state ({', '.join(sorted(map(str, keys)))}), but "
+            f'this trainer builds {name}: loaded the model and settings, {name} starts afresh (load the file into '
+            'the trainer class that wrote it to continue its optimizer)')

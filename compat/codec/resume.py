@@ -30,8 +30,8 @@ from compat.text import short_repr
 if TYPE_CHECKING:
     from compat.state.run_state import RunPosition
 
-__all__ = ['PHASES', 'ResumePoint', 'resume_record', 'read_resume_point', 'check_resume_point_fits',
-           'align_with_resume_point']
+__all__ = ['PHASES', 'ResumePoint', 'resume_record', 'read_resume_point', 'resume_point_misfit',
+           'check_resume_point_fits', 'align_with_resume_point']
 
 log = get_logger('resume')
 
@@ -109,17 +109,25 @@ def read_resume_point(record: Any, rng: dict[str, Any] | None) -> ResumePoint:
                        float(best_acc), epoch_rng, rng)
 
 
-def check_resume_point_fits(obj: Any, point: ResumePoint, fname: Any) -> None:
-    """A resume point that the trainer can continue from: its epoch within the run, each counter within its
-    history array. Checked before anything is set, so a refused file changes nothing."""
-    where = f"{fname}: ['resume']"
+def resume_point_misfit(obj: Any, point: ResumePoint) -> tuple[str, str] | None:
+    """Why the trainer cannot continue from `point` (the field, the reason), or None when it can: its epoch
+    must lie within the run and each counter within its history array."""
     if point.epoch > obj.num_epochs:
-        raise CheckpointError(f"{where}['epoch']: {point.epoch} is past the run's {obj.num_epochs} epochs")
+        return "['epoch']", f"{point.epoch} is past the run's {obj.num_epochs} epochs"
     for name, counter in declared_histories(obj).items():
         array = getattr(obj, name, None)
         if counter in point.counters and isinstance(array, np.ndarray) and point.counters[counter] > len(array):
-            raise CheckpointError(f"{where}['counters'][{counter!r}]: {point.counters[counter]} is past the end of "
-                                  f'{name} ({len(array)} values)')
+            return (f"['counters'][{counter!r}]",
+                    f'{point.counters[counter]} is past the end of {name} ({len(array)} values)')
+    return None
+
+
+def check_resume_point_fits(obj: Any, point: ResumePoint, fname: Any) -> None:
+    """Refuse a resume point the trainer cannot continue from. Checked before anything is set, so a refused
+    file changes nothing."""
+    misfit = resume_point_misfit(obj, point)
+    if misfit is not None:
+        raise CheckpointError(f"{fname}: ['resume']{misfit[0]}: {misfit[1]}")
 
 
 def align_with_resume_point(obj: Any, point: ResumePoint, history_file: Any = None) -> None:

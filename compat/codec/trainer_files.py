@@ -37,7 +37,6 @@ from compat.codec.safe_load import safe_load
 from compat.codec.trust import loading
 from compat.errors import CheckpointError, ConfigError
 from compat.logs import get_logger
-from compat.optim import optimizer_class
 from compat.state.histories import declared_histories
 from compat.state.protocol import LernomaticTrainer
 from compat.text import short_repr
@@ -87,7 +86,7 @@ def read_trainer_checkpoint(trainer: LernomaticTrainer, fname: str, wrapper_base
     """
     with _policy(fname, trusted, trusted_modules, trainer):
         data = read_checkpoint(fname, trusted=trusted)
-        params = check_trainer_params(data['trainer_params'], fname)
+        check_trainer_params(data['trainer_params'], fname)
         try:
             rng = check_rng_state(data['rng_state']) if data.get('rng_state') is not None else None
         except RngStateError as error:
@@ -97,9 +96,10 @@ def read_trainer_checkpoint(trainer: LernomaticTrainer, fname: str, wrapper_base
         except ValueError as error:
             raise CheckpointError(f"{fname}: ['resume']: {error}") from error
         model = build_wrapper(read_model_params(data, fname), wrapper_base)
-        optimizer = optimizer_class(params.get('optim_function', trainer.optim_function))
-        optim = checked_optimizer_state(data['optim'], optimizer, list(model.get_model_parameters()), fname)
-    return LoadedCheckpoint({**data, 'optim': optim}, model, point)
+        # plain values now; which keys and shapes fit is known once the trainer has built its optimizer
+        # (`optimizer_state_for`): a zoo trainer's own `_init_optimizer` may build SGD whatever optim_function says
+        checked_optimizer_state(data['optim'], None, None, fname)
+    return LoadedCheckpoint(data, model, point)
 
 
 def read_model_only(trainer: LernomaticTrainer, fname: str, wrapper_base: type, trusted: bool = False,

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from compat.codec.model_import import load_state_dict_checked, rebuild_net
+from compat.codec.model_import import load_state_dict_checked, rebuild_net, vet_model_names
 from compat.codec.safe_load import safe_load
 from compat.codec.trust import loading
 
@@ -90,7 +90,9 @@ class LernomaticModel:
         """
         from compat.codec.checkpoint import read_model_params
         with loading(fname, trusted, trusted_modules):
-            self.set_params(read_model_params(safe_load(fname, trusted=trusted), fname, model_key))
+            params = read_model_params(safe_load(fname, trusted=trusted), fname, model_key)
+            # an old model's own set_params imports what the file names: every name is checked first
+            self.set_params(vet_model_names(params, self, LernomaticModel, f'[{model_key!r}]'))
 
     # ---- the wrapped network
     def get_net(self) -> torch.nn.Module:

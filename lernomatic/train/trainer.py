@@ -16,8 +16,8 @@ from compat.codec.checkpoint import (
     optimizer_state_to,
 )
 from compat.codec.history_file import write_history
-from compat.codec.optimizer_state import check_behaviour_flags
-from compat.codec.resume import align_with_resume_point, check_resume_point_fits
+from compat.codec.optimizer_state import foreign_optimizer_state, optimizer_state_for
+from compat.codec.resume import ResumePoint, align_with_resume_point, resume_point_misfit
 from compat.codec.rng import restore_rng_state
 from compat.codec.trainer_files import (
     apply_history_file,
@@ -358,16 +358,32 @@ class Trainer(HistoryReads):
             check_loaders_have_batches(self)
             self.model = loaded.model
             self._init_optimizer()
-            check_behaviour_flags(self._require_optimizer(), loaded.data['optim'], fname)
-            self._require_optimizer().load_state_dict(loaded.data['optim'])
+            optimizer = self._require_optimizer()
+            foreign = foreign_optimizer_state(optimizer, loaded.data['optim'], fname)
+            if foreign:
+                log.warning('%s', foreign)
+            else:
+                optimizer.load_state_dict(optimizer_state_for(optimizer, loaded.data['optim'], fname))
             self._send_to_device()
             optimizer_state_to(self._require_optimizer(), self.device)
             if restore_rng and loaded.point.rng_state is not None:
-                check_resume_point_fits(self, loaded.point, fname)
-                # all generators or none: building the model above drew from the generator
-                restore_rng_state(loaded.point.rng_state)
-                align_with_resume_point(self, loaded.point)
-                self._run_state.resume = loaded.point
+                self._resume_from(loaded.point, fname)
+
+    def _resume_from(self, point: ResumePoint, fname: str) -> None:
+        """Continue the saved run exactly, where this trainer can (same data, a run long enough).
+
+        A checkpoint loaded into a trainer with other data or a shorter run is loaded as the original
+        loaded every checkpoint: model, optimizer and settings, not the run's position; said once.
+        """
+        misfit = resume_point_misfit(self, point)
+        if misfit is not None:
+            log.warning("%s: ['resume']%s: %s: loaded the model, optimizer and settings; the run's position and "
+                        'random generators are not restored', fname, *misfit)
+            return
+        # all generators or none: building the model above drew from the generator
+        restore_rng_state(point.rng_state)
+        align_with_resume_point(self, point)
+        self._run_state.resume = point
 
     def load_model_checkpoint(self, fname: str, trusted: bool = False,
                               trusted_modules: list[str] | None = None) -> None:
