@@ -31,7 +31,7 @@ from compat.kwargs import report_unknown_kwargs
 from compat.logs import get_logger, say
 from compat.loop.lr_sweep import run_lr_sweep
 from lernomatic.param.lr_finder_fields import (
-    ACCURACY_METHODS,
+    EDGE_METHODS,
     FILE_METADATA,
     FINDER_OPTIONS,
     FINDER_STATE,
@@ -106,6 +106,7 @@ class LRFinder:
             setattr(self, name, value)
         self.model_params: dict | None = None
         self.trainer_params: dict | None = None
+        self._epoch_length = 1  # training batches per epoch of the sweep; find() sets it
         self._init_history()
 
     def __repr__(self) -> str:
@@ -151,22 +152,28 @@ class LRFinder:
         raise NotImplementedError(f'{self!r} is the base class: use a subclass such as LogFinder')
 
     # ---- recording
-    def _record_loss(self, loss: float) -> bool:
-        """Smooth one batch's loss, record it with the batch's lr; True when the loss exploded."""
+    def _record_loss(self, batch_idx: int, loss: float) -> bool:
+        """Smooth one batch's loss, record it with the batch's lr; True when the loss exploded.
+
+        Args:
+            batch_idx: the batch's index within its epoch. The bias correction counts from it, so it
+                restarts every epoch while the moving average carries over, as in the original: the
+                first smoothed losses of a second epoch jump (by about (1 - beta**n) / (1 - beta) after
+                an epoch of n batches), which ends the sweep near lr_max with the default beta.
+            loss: the batch's training loss.
+        """
         step = len(self.smooth_loss_history)
         previous = self.avg_loss
         self.avg_loss = self.beta * self.avg_loss + (1.0 - self.beta) * loss
-        # bias correction counts every batch of the sweep (the original restarted the count each epoch
-        # while the average went on)
-        smooth = self.avg_loss / (1.0 - self.beta ** (step + 1))
-        if step > 0:
+        smooth = self.avg_loss / (1.0 - self.beta ** (batch_idx + 1))
+        if batch_idx > 0:
             self.loss_grad_history.append(self.avg_loss - previous)
         self.smooth_loss_history.append(smooth)
         self.log_lr_history.append(math.log10(self.learning_rate))
         if smooth < self.best_loss:
             self.best_loss, self.best_loss_idx = smooth, step
         self._write_scalars(step, {'lr_find/loss': loss, 'lr_find/smooth_loss': smooth})
-        if step % self.print_every == 0:
+        if batch_idx % self.print_every == 0:
             say(log, self.verbose, '[FIND_LR] batch %d  lr %.3g  loss %.6f  smoothed %.6f  best %.6f',
                 step, self.learning_rate, loss, smooth, self.best_loss)
         # a multiple of the best loss only means 'worse' while losses are positive
@@ -220,6 +227,8 @@ class LRFinder:
         'max_acc' / 'min_loss' / 'max_range': with L the log10 lr at the best accuracy / the best
         smoothed loss / the last batch, hi = L * lr_max_scale and lo = hi * lr_min_factor, both
         products on the log10 value as the original computed them, returned as 10**lo, 10**hi.
+        Without an accuracy history (acc_test=False), 'max_acc' follows best_acc_idx as it stands,
+        0 after a sweep: the range from the first lr, as the original gave it.
 
         'laplace' / 'sobel': edges of the accuracy curve, decided here where the spec is loose:
         the kernel ([-1, 4, -1] / [-1, 0, 1]) is applied centred on each accuracy point that has
@@ -243,7 +252,7 @@ class LRFinder:
             raise ValueError(f'Invalid lr_select_method {method!r}: use one of {", ".join(LR_SELECT_METHODS)}')
         if not self.log_lr_history:
             raise ValueError(f'{self!r} has no learning-rate history: run find() or load() a saved finder first')
-        if method in ACCURACY_METHODS and not self.acc_history:
+        if method in EDGE_METHODS and not self.acc_history:
             raise ValueError(f'lr_select_method={method!r} needs the accuracy history, which is empty: '
                              "run find() with acc_test=True, or use 'min_loss' or 'max_range'")
         lo, hi = RANGE_RULES[method](self)
@@ -325,10 +334,12 @@ class LogFinder(LRFinder):
     The rate starts at lr_min and is multiplied by lr_mult = (lr_max/lr_min) ** (1/len(train_loader))
     after every batch, so it reaches lr_max after one whole epoch and goes on rising in the next
     ones, as in the original; max_batches shortens each epoch to exactly that many batches (the
-    original ran one more) without changing lr_mult. The accuracy is measured after each batch's
-    step, so acc_history[i], smooth_loss_history[i] and log_lr_history[i] describe the same batch
-    and best_acc_idx / best_loss_idx index all three (the original measured before the step and
-    kept best_acc_idx one past the best).
+    original ran one more) without changing lr_mult. The loss smoothing's bias correction restarts
+    every epoch, as in the original (`_record_loss`), so with the default beta a sweep of several
+    epochs stops at the first batch of the second one, at lr_max. The accuracy is measured after
+    each batch's step, so acc_history[i], smooth_loss_history[i] and log_lr_history[i] describe the
+    same batch and best_acc_idx / best_loss_idx index all three (the original measured before the
+    step and kept best_acc_idx one past the best).
     """
 
     def find(self) -> tuple[float, float]:
@@ -340,8 +351,7 @@ class LogFinder(LRFinder):
         self.check_loaders()
         if len(trainer.train_loader) == 0:
             raise ConfigError(f'{self!r} needs training batches: the trainer\'s train_loader is empty')
-        if self.lr_select_method == 'min_range':  # fail before the sweep rather than after it
-            self.get_lr_range()
+        self._check_method_before_sweep()
         net = trainer.model.get_net()
         self.save_model_params(trainer.model.get_net_state_dict())
         self.save_trainer_params(trainer.get_trainer_params())
@@ -350,6 +360,9 @@ class LogFinder(LRFinder):
         self._init_history()
         self.learning_rate = self.lr_min
         self.lr_mult = (self.lr_max / self.lr_min) ** (1.0 / len(trainer.train_loader))
+        # Lightning ends each epoch after this many batches: the batch index within the epoch follows
+        self._epoch_length = min(self.max_batches, len(trainer.train_loader)) if self.max_batches > 0 \
+            else len(trainer.train_loader)
         say(log, self.verbose, 'Finding lr using trainer :\n%s', trainer)
         module = LernomaticModule(trainer.model, criterion=trainer.criterion, optimizer=trainer.optimizer)
         accelerator, devices = lightning_devices(getattr(trainer, 'accelerator', None),
@@ -361,6 +374,19 @@ class LogFinder(LRFinder):
         finally:
             self._put_back(trainer, module, optimizer_state, modes)
         return self.get_lr_range()
+
+    def _check_method_before_sweep(self) -> None:
+        """Refuse, before any batch, a method that could not pick a range from this sweep's records."""
+        method = self.lr_select_method
+        if method == 'min_range':
+            self.get_lr_range()  # raises NotImplementedError, naming the methods to use instead
+        if not self.acc_test and method in EDGE_METHODS:
+            raise ConfigError(f'acc_test=False records no accuracy, but lr_select_method={method!r} finds the range '
+                              "in the accuracy curve: use acc_test=True, or lr_select_method='min_loss' or 'max_range'")
+        if not self.acc_test and method == 'max_acc':
+            log.warning("acc_test=False records no accuracy: lr_select_method='max_acc' then gives the range from "
+                        "the first learning rate, as the original did; use lr_select_method='min_loss' for a range "
+                        'from the loss')
 
     def _put_back(self, trainer: Any, module: torch.nn.Module, optimizer_state: dict,
                   modes: Mapping[torch.nn.Module, bool]) -> None:
@@ -382,7 +408,7 @@ class LogFinder(LRFinder):
         self.trainer.set_learning_rate(self.learning_rate)
 
     def on_sweep_batch_end(self, loss: float) -> bool:
-        exploded = self._record_loss(loss)
+        exploded = self._record_loss(len(self.smooth_loss_history) % self._epoch_length, loss)
         self.learning_rate *= self.lr_mult
         return exploded
 
