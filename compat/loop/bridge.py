@@ -35,7 +35,7 @@ from compat.logs import get_logger, say
 from compat.loop.captured_step import CapturedStep, captured_step_blockers
 from compat.loop.ddp import DataParallelHeld, share_generators
 from compat.loop.device_data import DeviceTensorLoader, device_data_refusal
-from compat.loop.hand_written import EpochRunner, FedLoader
+from compat.loop.hand_written import EpochRunner, FedLoader, UntilReturned
 from compat.loop.routed_optimizer import RoutedOptimizer, unwrap_optimizer
 from compat.loop.steps import lean_step_blockers, scales_loss
 from compat.state.protocol import LernomaticTrainer
@@ -146,6 +146,8 @@ class EpochBridge(FastHookName, lightning.LightningModule):
                     said.add('device_data')
                     say(log, self.legacy.verbose, '%s data kept on %s, batches gathered there in the DataLoader\'s '
                         'order (data_on_device=False turns it off)', stage, self.device)
+            if stage != 'train' and stage in self.runners and loader is not None and self.trainer.world_size == 1:
+                loader = UntilReturned(loader, self.runners[stage])
             self._device_loaders[stage] = loader
         return self._device_loaders[stage]
 

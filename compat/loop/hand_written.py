@@ -14,7 +14,7 @@ from typing import Any
 
 from greenlet import greenlet
 
-__all__ = ['EpochRunner', 'FedLoader']
+__all__ = ['EpochRunner', 'FedLoader', 'UntilReturned']
 
 _NEED_BATCH = object()  # the user's loop asks for its next batch
 _NO_MORE = object()  # Lightning's epoch has no more batches
@@ -28,6 +28,7 @@ class EpochRunner:
         self._epoch_method = epoch_method
         self._coroutine: greenlet | None = None
         self._returned = False
+        self.starts = 0  # epochs begun: tells this epoch's return from the last one's
 
     @property
     def active(self) -> bool:
@@ -42,6 +43,7 @@ class EpochRunner:
     def start(self) -> None:
         """Run the code before the user's loop, up to its first request for a batch."""
         self._returned = False
+        self.starts += 1
         self._coroutine = greenlet(self._run)
         self._resume()
 
@@ -107,3 +109,34 @@ class FedLoader:
 
     def __repr__(self) -> str:
         return f'FedLoader({self._loader!r})'
+
+
+class UntilReturned:
+    """The evaluation loader Lightning fetches from for a hand-written `val_epoch`/`test_epoch`: it stops
+    fetching once the user's method has returned.
+
+    An old `val_epoch` may never read `self.val_loader` (or break out of it); Lightning would still
+    fetch every batch of it. Here it fetches the first (which starts the method) and the one it had
+    prefetched, then ends the stage. Used in one process only: under DDP Lightning must see the
+    DataLoader itself to give each rank its share.
+    """
+
+    def __init__(self, loader: Any, runner: EpochRunner) -> None:
+        self._loader = loader
+        self._runner = runner
+
+    def __iter__(self) -> Iterator[Any]:
+        starts_before = self._runner.starts
+        for batch in self._loader:
+            yield batch
+            if self._runner.starts > starts_before and self._runner.returned:
+                return
+
+    def __len__(self) -> int:
+        return len(self._loader)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+    def __repr__(self) -> str:
+        return f'UntilReturned({self._loader!r})'
