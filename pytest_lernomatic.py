@@ -38,7 +38,8 @@ def _import_from_here(name: str) -> None:
     spec = importlib.util.spec_from_file_location(name, folder / '__init__.py',
                                                   submodule_search_locations=[str(folder)])
     if spec is None or spec.loader is None:
-        raise ImportError(f"this project's package {name!r} is missing beside {__file__}: reinstall lernomatic-lightning")
+        raise ImportError(f"this project's package {name!r} is missing beside {__file__}: "
+                          'reinstall lernomatic-lightning')
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:

@@ -48,9 +48,9 @@ def shadowed_in_this_process() -> list[str]:
             continue
         origin = getattr(module, '__file__', None)
         if not _is_ours(origin, name):
-            problems.append(f'this process imported {name} from {_describe(origin, getattr(module, "__path__", None))}, '
-                            f"not this project's {_ours(name).parent}: run the `lernomatic` command itself, or "
-                            "`python -m lernomatic` from another folder")
+            where = _describe(origin, getattr(module, '__path__', None))
+            problems.append(f"this process imported {name} from {where}, not this project's {_ours(name).parent}: "
+                            'run the `lernomatic` command itself, or `python -m lernomatic` from another folder')
     return problems
 
 
