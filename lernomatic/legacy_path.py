@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ['LEGACY_PATH_ENV', 'extend_path', 'legacy_roots', 'install_from_environment', 'ModuleReport',
-           'legacy_modules']
+__all__ = ['LEGACY_PATH_ENV', 'extend_path', 'legacy_roots', 'environment_entries', 'install_from_environment',
+           'ModuleReport', 'legacy_modules']
 
 LEGACY_PATH_ENV = 'LERNOMATIC_PATH'
 _PACKAGE = 'lernomatic'
@@ -39,6 +39,8 @@ class _LegacyTreeFinder(importlib.abc.MetaPathFinder):
 
     def __init__(self) -> None:
         self.roots: list[Path] = []  # each a legacy 'lernomatic' package folder
+        self.refused: list[str] = []  # why each LERNOMATIC_PATH entry that names no checkout was left out
+        self.refusal_said = False
 
     def find_spec(self, fullname: str, path: Sequence[str] | None = None,
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
@@ -58,20 +60,63 @@ class _LegacyTreeFinder(importlib.abc.MetaPathFinder):
                 spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
                 spec.submodule_search_locations = [str(base)]
                 return spec
+        self._say_refused()
         return None
+
+    def _say_refused(self) -> None:
+        """Warn, once, of the entries left out: said when an import under lernomatic finds nothing, where it matters."""
+        if self.refused and not self.refusal_said:
+            self.refusal_said = True
+            for message in self.refused:
+                log.warning('%s', message)
 
 
 _FINDER = _LegacyTreeFinder()
 
 
-def _package_folder(path: str | os.PathLike) -> Path:
-    """The legacy 'lernomatic' package folder of a checkout (or the folder itself when it is one)."""
-    given = Path(path).expanduser().resolve()
-    for candidate in (given / _PACKAGE, given):
-        if candidate.name == _PACKAGE and candidate.is_dir() and candidate != _OURS:
-            return candidate
-    raise ValueError(f'{LEGACY_PATH_ENV} entry {os.fspath(path)!r} holds no lernomatic/ folder: give the root of an '
-                     'old Lernomatic checkout (the folder that contains lernomatic/)')
+def _package_folder(path: str | os.PathLike, source: str, fix: str) -> Path:
+    """The legacy 'lernomatic' package folder of a checkout (or the folder itself when it is one).
+
+    Args:
+        path: what the user gave.
+        source: how the error names it (`LERNOMATIC_PATH entry`, `extend_path()`).
+        fix: the end of the error, saying what to give instead.
+    """
+    given = Path(path).expanduser()
+    if not given.exists():
+        problem = 'does not exist'
+    elif not given.is_dir():
+        problem = 'is not a folder'
+    else:
+        problem = 'holds no lernomatic/ folder'
+        given = given.resolve()
+        for candidate in (given / _PACKAGE, given):
+            if candidate == _OURS:
+                problem = 'is this project (lernomatic-lightning), not an old checkout'
+                break
+            if candidate.name == _PACKAGE and candidate.is_dir():
+                return candidate
+    raise ValueError(f'{source} {os.fspath(path)!r} {problem}: {fix}')
+
+
+def environment_entries(value: str) -> tuple[list[Path], list[str]]:
+    """The legacy package folders a LERNOMATIC_PATH value names, and one message per entry that names none.
+
+    Args:
+        value: the variable's value, entries joined by `os.pathsep` (empty entries are skipped).
+
+    Returns:
+        The folders, in order, and for each refused entry a line naming it and the fix.
+    """
+    fix = (f'set {LEGACY_PATH_ENV} to the root of an old Lernomatic checkout (the folder that holds lernomatic/), '
+           f'several joined by {os.pathsep!r}')
+    folders, problems = [], []
+    for entry in filter(None, value.split(os.pathsep)):
+        try:
+            folders.append(_package_folder(entry, f'{LEGACY_PATH_ENV} entry', fix))
+        except ValueError as error:
+            problems.append(str(error))
+    return folders, problems
 
 
 def extend_path(path: str | os.PathLike) -> Path:
@@ -85,7 +130,8 @@ def extend_path(path: str | os.PathLike) -> Path:
     """
     from compat.codec.trust import allow_module_root
 
-    folder = _package_folder(path)
+    folder = _package_folder(path, 'extend_path()', 'give the root of an old Lernomatic checkout (the folder '
+                             'that holds lernomatic/)')
     if folder not in _FINDER.roots:
         _FINDER.roots.append(folder)
         allow_module_root(folder.parent)
@@ -101,12 +147,14 @@ def legacy_roots() -> list[Path]:
 
 
 def install_from_environment() -> None:
-    """Add every entry of LERNOMATIC_PATH; an entry that is no checkout is said in a warning, not fatal."""
-    for entry in filter(None, os.environ.get(LEGACY_PATH_ENV, '').split(os.pathsep)):
-        try:
-            extend_path(entry)
-        except ValueError as error:
-            log.warning('%s', error)
+    """Add every entry of LERNOMATIC_PATH. An entry that names no checkout is not fatal: it is said in a
+    warning when an import under `lernomatic` finds nothing (the failure it explains), and by `lernomatic doctor`."""
+    folders, problems = environment_entries(os.environ.get(LEGACY_PATH_ENV, ''))
+    for folder in folders:
+        extend_path(folder)
+    _FINDER.refused.extend(problems)
+    if problems and _FINDER not in sys.meta_path:
+        sys.meta_path.append(_FINDER)
 
 
 @dataclass(frozen=True)

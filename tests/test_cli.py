@@ -300,7 +300,7 @@ def test_plot_default_output_is_beside_the_history(tmp_path):
 
 
 def test_wheel_carries_the_py_typed_markers(tmp_path):
-    for name in ('pyproject.toml', 'README.md', 'lernomatic', 'compat'):
+    for name in ('pyproject.toml', 'README.md', 'pytest_lernomatic.py', 'lernomatic', 'compat'):
         source = REPO / name
         if source.is_dir():
             shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns('__pycache__'))
@@ -310,5 +310,5 @@ def test_wheel_carries_the_py_typed_markers(tmp_path):
                     str(tmp_path / 'dist'), str(tmp_path)], check=True, capture_output=True, timeout=300)
     (wheel,) = (tmp_path / 'dist').glob('*.whl')
     names = zipfile.ZipFile(wheel).namelist()
-    assert {'lernomatic/py.typed', 'compat/py.typed', 'lernomatic/__main__.py', 'lernomatic/cli/__init__.py'} <= {
-        *names}
+    assert {'lernomatic/py.typed', 'compat/py.typed', 'lernomatic/__main__.py', 'lernomatic/cli/__init__.py',
+            'pytest_lernomatic.py'} <= {*names}  # the plugin too: see test_pytest_lernomatic

@@ -107,3 +107,40 @@ def test_doctor_lists_what_comes_from_the_tree(checkout):
 def test_doctor_without_a_tree_says_how_to_set_one(tmp_path):
     result = run([sys.executable, '-m', 'lernomatic', 'doctor'], tmp_path, None)
     assert result.returncode == 0 and 'LERNOMATIC_PATH is not set' in result.stdout
+
+
+def test_doctor_refuses_a_path_that_does_not_exist(tmp_path):
+    result = run([sys.executable, '-m', 'lernomatic', 'doctor'], tmp_path, Path('/nonexistent'))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ''
+    assert result.stderr.splitlines() == [
+        "lernomatic doctor: LERNOMATIC_PATH entry '/nonexistent' does not exist: set LERNOMATIC_PATH to the root of an "
+        f"old Lernomatic checkout (the folder that holds lernomatic/), several joined by {os.pathsep!r}"]
+
+
+def test_doctor_names_each_entry_that_is_no_checkout_and_lists_nothing(checkout, tmp_path):
+    a_file = tmp_path / 'notes.txt'
+    a_file.write_text('not a checkout')
+    no_tree = tmp_path / 'empty'
+    no_tree.mkdir()
+    entries = [checkout, tmp_path / 'missing', a_file, no_tree, REPO]  # the first is fine, the others are not
+    result = run([sys.executable, '-m', 'lernomatic', 'doctor', '--no-import'], tmp_path,
+                 Path(os.pathsep.join(str(entry) for entry in entries)))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ''  # nothing listed: the path has to be fixed first
+    lines = result.stderr.splitlines()
+    problems = ['does not exist', 'is not a folder', 'holds no lernomatic/ folder',
+                'is this project (lernomatic-lightning), not an old checkout']
+    assert len(lines) == len(problems), result.stderr
+    for line, entry, problem in zip(lines, entries[1:], problems, strict=True):
+        assert line.startswith(f'lernomatic doctor: LERNOMATIC_PATH entry {str(entry)!r} {problem}: set ')
+    assert 'not set' not in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_a_script_hears_of_a_refused_entry_when_an_import_from_the_tree_fails(tmp_path):
+    said = run([sys.executable, '-c', 'import lernomatic.models.cifar_like'], tmp_path, Path('/nonexistent'))
+    assert said.returncode == 1 and "No module named 'lernomatic.models.cifar_like'" in said.stderr
+    assert said.stderr.splitlines()[0].startswith("LERNOMATIC_PATH entry '/nonexistent' does not exist: set ")
+    # the project's own modules need no tree: nothing to say
+    quiet = run([sys.executable, '-c', 'import lernomatic.cli.paths'], tmp_path, Path('/nonexistent'))
+    assert quiet.returncode == 0 and quiet.stderr == ''

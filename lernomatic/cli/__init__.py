@@ -120,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  'replaced by this project, or fail to import',
                                  description='Lists every module of the old Lernomatic checkouts on LERNOMATIC_PATH: '
                                  "'tree' (imported from the checkout), 'replaced' (this project provides it) or "
-                                 "'fails' (importing it raised; the error follows). Exit status 1 when one fails.")
+                                 "'fails' (importing it raised; the error follows), after a 'shadowed' line for each "
+                                 "of this project's packages that an old checkout's folder stands in front of. Exit "
+                                 'status 2 when an entry of LERNOMATIC_PATH names no checkout, 1 when a module fails '
+                                 'or a package is shadowed.')
     doctor.add_argument('--no-import', action='store_true',
                         help="list without importing (no module's code runs; failures are not found)")
     doctor.set_defaults(module='cmd_doctor', inputs=(), outputs=())
