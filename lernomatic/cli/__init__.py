@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_paths(args: argparse.Namespace) -> None:
-    """The declared inputs exist and can be read, the declared outputs' directories exist, --import-path folders exist."""
+    """The declared inputs can be read, the outputs' directories exist, and so do the --import-path folders."""
     for folder in getattr(args, 'import_path', ()):
         if not folder.is_dir():
             raise CommandError(f'--import-path {folder}: ' + ('is not a directory' if folder.exists() else
