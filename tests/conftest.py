@@ -97,3 +97,74 @@ def make_trainer(tmp_path: Path, expected: dict[str, Any], fixture_nets: Any, fi
         return trainer_class(model, **options)
 
     return make
+
+
+# A user's model module, kept in a folder of its own (as examples/digits_cnn.py is): nothing on the
+# test process's path names it, so only the folder given to the command can make it importable.
+_USER_NETS = '''
+import torch.nn as nn
+
+from lernomatic.models import common
+
+
+class TinyNet(nn.Module):
+    def __init__(self, width=8):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, width), nn.ReLU(), nn.Linear(width, 2))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class TinyNetModel(common.LernomaticModel):
+    def __init__(self, **kwargs):
+        self.model_args = {'width': kwargs.pop('width', 8)}
+        self.net = TinyNet(**self.model_args)
+        self.import_path = 'tiny_user_nets'
+        self.module_import_path = 'tiny_user_nets'
+        self.model_name = 'TinyNetModel'
+        self.module_name = 'TinyNet'
+
+    def get_model_args(self):
+        return dict(self.model_args)
+'''
+
+_USER_RUN = '''
+import sys
+
+import torch
+from torch.utils.data import TensorDataset
+
+from lernomatic.train.trainer import Trainer
+from tiny_user_nets import TinyNetModel
+
+torch.manual_seed(0)
+x = torch.randn(64, 4)
+y = (x.sum(1) > 0).long()
+trainer = Trainer(TinyNetModel(), train_dataset=TensorDataset(x, y), val_dataset=TensorDataset(x[:16], y[:16]),
+                  num_epochs=2, batch_size=16, learning_rate=0.01, num_workers=0, device_id=-1, verbose=0,
+                  checkpoint_dir=sys.argv[1], checkpoint_name='tiny', save_best=True)
+trainer.train()
+'''
+
+
+@pytest.fixture(scope='session')
+def user_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A run of the real Trainer in its own process, its model module in a folder off every path.
+
+    Returns the folder of the model module ('models'), the checkpoint directory ('checkpoint': the
+    best checkpoint, the history file and the Lightning logger's TensorBoard events) and the
+    best checkpoint ('best').
+    """
+    import subprocess
+
+    root = tmp_path_factory.mktemp('user_run')
+    models, checkpoint = root / 'models', root / 'checkpoint'
+    models.mkdir()
+    (models / 'tiny_user_nets.py').write_text(_USER_NETS)
+    (root / 'run.py').write_text(_USER_RUN)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(models), str(REPO)]))
+    done = subprocess.run([sys.executable, str(root / 'run.py'), str(checkpoint)], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)  # a hang guard, far beyond the ~10 s it takes
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {'models': models, 'checkpoint': checkpoint, 'best': checkpoint / 'best_tiny.pkl'}

@@ -151,7 +151,7 @@ def test_output_that_is_a_directory(tmp_path):
     assert_user_error(lernomatic('convert', CHECKPOINT, tmp_path, check=False), tmp_path, 'is a directory')
 
 
-@pytest.mark.parametrize('command', ['inspect', 'plot', 'tensorboard'])
+@pytest.mark.parametrize('command', ['inspect', 'plot'])  # tensorboard reads a directory's runs (test_cli_tensorboard)
 def test_input_that_is_a_directory(tmp_path, command):
     assert_user_error(lernomatic(command, tmp_path, check=False), tmp_path, 'is a directory, not a file')
 
@@ -291,6 +291,40 @@ def test_legacy_torch_save_format_and_missing_validation_curves(tmp_path):
     run = lernomatic('plot', history, '-o', tmp_path / 'legacy.png')
     assert run.stderr == '' and (tmp_path / 'legacy.png').read_bytes()[:4] == b'\x89PNG'
     assert "'loss_history': ndarray float64 (2,)" in lernomatic('inspect', history).stdout
+
+
+@pytest.mark.parametrize('name, problem', [('out.txt', '.txt is not an image format plot writes'),
+                                           ('out', 'has no extension')])
+def test_plot_refuses_an_output_format_it_cannot_write_before_reading(tmp_path, name, problem):
+    notes = tmp_path / 'notes.txt'  # not even a torch file: the output's name is refused first
+    notes.write_text('loss\n')
+    line = assert_user_error(lernomatic('plot', notes, '-o', tmp_path / name, check=False),
+                             f'-o/--output: {tmp_path / name}: {problem}', '.png', '.pdf', '.svg')
+    assert 'notes.txt' not in line.replace(str(tmp_path / name), '')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['notes.txt']
+
+
+def test_plot_writes_the_format_its_extension_names(tmp_path):
+    help_text = lernomatic('plot', '--help').stdout
+    assert 'the PNG' not in help_text and 'pdf' in help_text and 'svg' in help_text
+    lernomatic('plot', HISTORY, '-o', tmp_path / 'hist.PDF')
+    assert (tmp_path / 'hist.PDF').read_bytes()[:5] == b'%PDF-'
+
+
+def test_every_listed_plot_format_is_one_matplotlib_writes(tmp_path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from lernomatic.cli import PLOT_FORMATS
+    fig = plt.figure(figsize=(1, 1))
+    try:
+        assert set(PLOT_FORMATS) <= set(fig.canvas.get_supported_filetypes())
+        for extension in PLOT_FORMATS:
+            fig.savefig(tmp_path / f'x.{extension}')
+            assert (tmp_path / f'x.{extension}').stat().st_size > 0
+    finally:
+        plt.close(fig)
 
 
 def test_plot_default_output_is_beside_the_history(tmp_path):

@@ -127,3 +127,60 @@ def test_logdir_is_created_but_not_its_parents(tmp_path):
     run = lernomatic('tensorboard', HISTORY, '--logdir', logdir, '--no-serve', check=False, timeout=120)
     assert_user_error(run, logdir, f'directory {tmp_path / "missing"} does not exist')
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- a checkpoint directory: its history files and the Trainer's own event files become runs
+def test_a_checkpoint_directory_becomes_runs(user_run, tmp_path):
+    checkpoint = user_run['checkpoint']
+    run = lernomatic('tensorboard', checkpoint, '--logdir', tmp_path / 'tb', '--no-serve', timeout=120)
+    assert f'{checkpoint / "tiny_history.pkl"} -> run tiny_history' in run.stdout
+    assert f'{checkpoint / "tiny" / "version_0"} (TensorBoard events) -> run tiny_version_0' in run.stdout
+    assert sorted(p.name for p in (tmp_path / 'tb').iterdir()) == ['tiny_history', 'tiny_version_0']
+    assert len(_scalars(tmp_path / 'tb' / 'tiny_history', 'acc/val')) == 2  # two epochs
+    trainer_events = EventAccumulator(str(checkpoint / 'tiny' / 'version_0'))
+    trainer_events.Reload()
+    tags = trainer_events.Tags()['scalars']
+    assert tags and all(_scalars(tmp_path / 'tb' / 'tiny_version_0', tag) ==
+                        [event.value for event in trainer_events.Scalars(tag)] for tag in tags)
+    again = lernomatic('tensorboard', checkpoint, '--logdir', tmp_path / 'tb', '--no-serve', timeout=120)
+    assert again.returncode == 0 and len(list((tmp_path / 'tb' / 'tiny_version_0').iterdir())) == 1
+
+
+def test_a_directory_without_runs_is_a_one_line_error(tmp_path):
+    (tmp_path / 'notes.txt').write_text('mine')
+    assert_user_error(lernomatic('tensorboard', tmp_path, '--no-serve', check=False), tmp_path,
+                      'holds no *_history.pkl file and no TensorBoard event file')
+
+
+def test_logdir_inside_the_directory_read_is_refused(tmp_path):
+    shutil.copy(HISTORY, tmp_path / 'mlp_history.pkl')
+    assert_user_error(lernomatic('tensorboard', tmp_path, '--logdir', tmp_path / 'tb', '--no-serve', check=False),
+                      f'--logdir {tmp_path / "tb"}: lies inside {tmp_path}')
+    assert not (tmp_path / 'tb').exists()
+
+
+# ---- planted links: nothing outside the logdir changes
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(path): (path.read_bytes(), path.stat().st_mtime_ns) for path in sorted(folder.rglob('*'))}
+
+
+@pytest.mark.parametrize('planted', ['run folder', 'event file'])
+def test_a_planted_link_is_not_written_through(tmp_path, planted):
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    (outside / 'events.out.tfevents.1.victim').write_bytes(b'precious events')
+    (outside / 'notes.txt').write_text('mine')
+    before = _snapshot(outside)
+    logdir = tmp_path / 'tb'
+    if planted == 'run folder':
+        logdir.mkdir()
+        (logdir / 'mlp_history').symlink_to(outside, target_is_directory=True)
+        link = logdir / 'mlp_history'
+    else:
+        (logdir / 'mlp_history').mkdir(parents=True)
+        link = logdir / 'mlp_history' / 'events.out.tfevents.2.planted'
+        link.symlink_to(outside / 'events.out.tfevents.1.victim')
+    run = lernomatic('tensorboard', HISTORY, '--logdir', logdir, '--no-serve', check=False, timeout=120)
+    assert_user_error(run, link.name, 'symbolic link' if planted == 'run folder' else 'not a TensorBoard event file')
+    assert _snapshot(outside) == before
+    assert link.is_symlink()  # not removed either: the user decides

@@ -4,6 +4,8 @@ A `.ckpt` made here resumes with a plain `lightning.Trainer(...).fit(LernomaticM
 the weights go under the adapter's `net.` prefix, the optimizer state into `optimizer_states`, and
 Lernomatic's `cur_epoch` into Lightning's loop progress. The Lernomatic metadata and trainer params
 ride along under `lernomatic_model` / `lernomatic_trainer_params`, so a round trip loses nothing.
+Only the fields of the formats are carried (`compat.codec.schema`): a key the file adds beyond them
+is dropped, never copied into the other file where it could stand for something it is not.
 """
 
 from __future__ import annotations
@@ -21,14 +23,32 @@ from compat.codec.schema import (
     LIGHTNING_CKPT_KEYS,
     LIGHTNING_EXTRA_KEYS,
     MODEL_KEYS,
+    OPTIONAL_CHECKPOINT_KEYS,
     OPTIONAL_MODEL_KEYS,
     is_lightning_checkpoint,
 )
 from compat.errors import CheckpointError
 
-__all__ = ['is_lightning_checkpoint', 'lernomatic_from_lightning', 'lightning_from_lernomatic', 'NET_PREFIX']
+__all__ = ['is_lightning_checkpoint', 'lernomatic_from_lightning', 'lightning_from_lernomatic', 'NET_PREFIX',
+           'unknown_keys']
 
 NET_PREFIX = 'net.'
+
+
+def _model_fields(model: Mapping[str, Any]) -> dict[str, Any]:
+    """The model metadata fields of the format, in its order; anything else a file put there is dropped."""
+    return {key: model[key] for key in MODEL_KEYS + OPTIONAL_MODEL_KEYS if key in model}
+
+
+def _run_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The optional checkpoint keys (rng_state, resume) that `data` holds; the converter checks them."""
+    return {key: data[key] for key in OPTIONAL_CHECKPOINT_KEYS if key in data}
+
+
+def unknown_keys(data: Mapping[str, Any]) -> list[str]:
+    """Top-level keys of a trainer checkpoint or a Lightning .ckpt that neither format has: not converted."""
+    known = set(CHECKPOINT_KEYS + OPTIONAL_CHECKPOINT_KEYS + LIGHTNING_CKPT_KEYS + LIGHTNING_EXTRA_KEYS)
+    return [key for key in data if key not in known]
 
 
 def lightning_from_lernomatic(data: Mapping[str, Any], fname: Any = 'checkpoint') -> dict[str, Any]:
@@ -38,7 +58,7 @@ def lightning_from_lernomatic(data: Mapping[str, Any], fname: Any = 'checkpoint'
     missing = [key for key in CHECKPOINT_KEYS if key not in data]
     if missing:
         raise CheckpointError(f'{fname}: not a Lernomatic trainer checkpoint (missing {", ".join(missing)})')
-    model = dict(data['model'])
+    model = _model_fields(data['model'])
     params = dict(data['trainer_params'])
     state = OrderedDict((NET_PREFIX + key, value) for key, value in model.pop('model_state_dict').items())
     cur_epoch = int(params.get('cur_epoch', 0))
@@ -48,8 +68,7 @@ def lightning_from_lernomatic(data: Mapping[str, Any], fname: Any = 'checkpoint'
         'epoch': max(cur_epoch - 1, 0), 'global_step': steps, 'pytorch-lightning_version': version('lightning'),
         'state_dict': state, 'loops': fit_loop_state(cur_epoch, steps), 'callbacks': {},
         'optimizer_states': [optim_state], 'lr_schedulers': [],
-        'lernomatic_model': model, 'lernomatic_trainer_params': params,
-        **{key: value for key, value in data.items() if key not in CHECKPOINT_KEYS},
+        'lernomatic_model': model, 'lernomatic_trainer_params': params, **_run_fields(data),
     }
 
 
@@ -102,7 +121,5 @@ def lernomatic_from_lightning(data: Mapping[str, Any], defaults: Mapping[str, An
         from compat.lightning_internals import finished_epochs
 
         params['cur_epoch'] = finished_epochs(data)
-    model = {'model_state_dict': weights, **dict(meta)}
-    model = {key: model[key] for key in MODEL_KEYS + OPTIONAL_MODEL_KEYS if key in model}
-    extra = {key: value for key, value in data.items() if key not in LIGHTNING_CKPT_KEYS + LIGHTNING_EXTRA_KEYS}
-    return {'model': model, 'optim': optimizers[0], 'trainer_params': params, **extra}
+    model = _model_fields({**meta, 'model_state_dict': weights})
+    return {'model': model, 'optim': optimizers[0], 'trainer_params': params, **_run_fields(data)}

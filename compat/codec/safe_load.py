@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from compat.codec.advice import current_advice
 from compat.codec.prescan import PrescanError, prescan
 from compat.errors import CheckpointError
 
@@ -83,13 +84,13 @@ def _describe_load_failure(path: Path, error: Exception) -> str:
     refused = re.search(r'GLOBAL ([\w.]+)', text)
     if refused:
         return (f'{path}: refused to unpickle {refused.group(1)}: it is not on the weights-only allow-list. '
-                'Pass trusted=True only if you trust where the file came from.')
+                f'{current_advice().trust_file}')
     reason = _torch_reason(text) or type(error).__name__
     if isinstance(error, (EOFError, zipfile.BadZipFile)) or 'zip archive' in text or 'file_read' in text:
         return f'{path}: the file is truncated or not a torch.save file ({reason})'
     if 'Weights only load failed' in text:
         return (f'{path}: weights-only loading refused it: {reason}; it is not a torch.save file of tensors and '
-                'plain values. Pass trusted=True only if you trust where the file came from.')
+                f'plain values. {current_advice().trust_file}')
     return f'{path}: cannot be read as a torch.save file ({type(error).__name__}: {reason})'
 
 

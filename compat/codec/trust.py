@@ -31,6 +31,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from compat.codec.advice import current_advice
 from compat.errors import CheckpointError
 from compat.text import short_repr
 
@@ -172,32 +173,49 @@ def _inside_allowed_roots(origin: str) -> bool:
     return any(path.is_relative_to(root) for root in _allowed_roots())
 
 
-def import_module(name: str, field: str, policy: LoadPolicy | None = None) -> ModuleType:
-    """Import `name` if the policy allows it: already imported, under a trusted prefix, or a trusted file."""
+def _findable(top: str) -> bool:
+    """Whether a top-level module can be found on the path (searching runs no module's code: it has no parent)."""
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def import_module(name: str, field: str, policy: LoadPolicy | None = None, stored: Any = None) -> ModuleType:
+    """Import `name` if the policy allows it: already imported, under a trusted prefix, or a trusted file.
+
+    Args:
+        name: the module (`module_name` of the stored value).
+        field: where the file names it, for errors.
+        policy: the load's policy (default: the current one).
+        stored: the value as the file holds it (`'pkg.nets.py'`), quoted in errors; default `name`.
+    """
     policy = policy or current_policy()
+    shown = name if stored is None else stored
     loaded = sys.modules.get(name)
     if loaded is not None:
         return loaded
+    top = name.split('.')[0]
+    advice = current_advice()
     if not is_trusted_module(name, policy):
-        top = name.split('.')[0]
-        raise _refuse(policy, field, name,
+        missing = '' if _findable(top) else f'; it is not found either: {advice.find_module.format(top=top)}'
+        raise _refuse(policy, field, shown,
                       f'loading would import module {name!r}, which this program has not imported and which is not '
-                      f'trusted. Import it yourself first, or trust it: trusted_modules=[{top!r}], '
-                      f'{TRUSTED_MODULES_ENV}={top}, or lernomatic.trust_modules({top!r}) (only for code you trust)')
+                      f'trusted. Trust it (only for code you trust): {advice.trust_module.format(top=top)}{missing}')
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError) as error:
-        raise _refuse(policy, field, name, f'cannot import module {name!r}: {error}. '
-                      'Is the folder that holds it on sys.path?') from error
+        raise _refuse(policy, field, shown, f'cannot import module {name!r}: {error}; '
+                      f'{advice.find_module.format(top=top)}') from error
     if spec is None:
-        raise _refuse(policy, field, name, f'cannot import module {name!r}: no such module. '
-                      'Is the folder that holds it on sys.path?')
+        raise _refuse(policy, field, shown, f'cannot import module {name!r}: no such module; '
+                      f'{advice.find_module.format(top=top)}')
     if not policy.trusted and spec.has_location and spec.origin and not _inside_allowed_roots(spec.origin):
-        raise _refuse(policy, field, name, f'module {name!r} resolves to {spec.origin}, outside every sys.path entry')
+        raise _refuse(policy, field, shown, f'module {name!r} resolves to {spec.origin}, outside every sys.path entry')
     try:
         return importlib.import_module(name)
     except Exception as error:  # the user's module failed while importing: say which and why
-        raise _refuse(policy, field, name,
+        raise _refuse(policy, field, shown,
                       f'importing module {name!r} failed: {type(error).__name__}: {error}') from error
 
 
@@ -208,7 +226,7 @@ def resolve_class(module_value: Any, module_field: str, class_value: Any, class_
     The class is looked up in the module's own namespace (no module `__getattr__`, which may import).
     """
     policy = policy or current_policy()
-    module = import_module(module_name(module_value, module_field, policy), module_field, policy)
+    module = import_module(module_name(module_value, module_field, policy), module_field, policy, stored=module_value)
     name = class_name(class_value, class_field, policy)
     found = vars(module).get(name)
     if found is None:

@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from compat.errors import CheckpointError  # light: the standard library only
+from compat.codec.advice import Advice, advising  # light: the standard library only
+from compat.errors import CheckpointError
 from compat.text import one_line
 from lernomatic.cli.paths import CommandError, check_input, check_output
 
@@ -27,6 +28,17 @@ __all__ = ['main', 'build_parser']
 log = logging.getLogger('lernomatic.cli')
 
 MAX_LEVEL = 100  # an indentation of four spaces per level keeps each line within a few hundred characters
+
+# What matplotlib's Agg canvas writes with the packages this project installs (pgf needs LaTeX; raw and
+# rgba are bare pixel buffers, not image files).
+PLOT_FORMATS = ('png', 'jpg', 'jpeg', 'pdf', 'svg', 'svgz', 'eps', 'ps', 'tif', 'tiff', 'webp', 'gif')
+
+# A refusal made while a command works suggests the command's own flags first.
+COMMAND_ADVICE = Advice(
+    trust_module='--trusted-modules {top} (or LERNOMATIC_TRUSTED_MODULES={top})',
+    find_module='give the folder that holds {top} with --import-path DIR (or PYTHONPATH=DIR)',
+    trust_file='Give --trusted only if you trust where the file came from.',
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,6 +77,17 @@ def _bounded_int(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _image_path(text: str) -> Path:
+    """An argparse `type` for `plot -o`: a file name whose extension names a format it can write."""
+    path = Path(text)
+    extension = path.suffix[1:].lower()
+    if extension not in PLOT_FORMATS:
+        found = f'.{path.suffix[1:]} is not an image format plot writes' if extension else 'has no extension'
+        raise argparse.ArgumentTypeError(f'{text}: {found}; end the name with one of '
+                                         f'{", ".join("." + name for name in PLOT_FORMATS)}')
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand; each names the module that runs it and the paths to check first."""
     parser = _Parser(prog='lernomatic', description='Look inside, convert, plot and export Lernomatic '
@@ -76,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument('--trusted', action='store_true',
                          help='unpickle arbitrary objects (only for files whose source you trust)')
-        sub.set_defaults(module=module, inputs=tuple(inputs), outputs=tuple(outputs))
+        sub.add_argument('--import-path', action='append', default=[], type=Path, metavar='DIR',
+                         help='a folder holding your model modules, searched first (as on PYTHONPATH); repeatable')
+        sub.set_defaults(module=module, inputs=tuple(inputs), outputs=tuple(outputs), directories=())
         return sub
 
     inspect = command('inspect', 'print the tree of keys and types of a checkpoint or history file',
@@ -97,18 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
                          help='a module prefix (your model package) the file may name; repeatable '
                          '(also LERNOMATIC_TRUSTED_MODULES)')
 
-    plot = command('plot', 'plot loss, validation loss and accuracy of a history file as a PNG',
+    plot = command('plot', 'plot loss, validation loss and accuracy of a history file as an image',
                    'cmd_plot', inputs=['history'], outputs=['output'])
     plot.add_argument('history', type=Path)
-    plot.add_argument('-o', '--output', type=Path,
-                      help='the PNG to write (default: beside the history file; its directory must exist)')
+    plot.add_argument('-o', '--output', type=_image_path, metavar='OUT',
+                      help=f'the image to write, its format named by its extension ({", ".join(PLOT_FORMATS)}); '
+                      'default: beside the history file, as .png; its directory must exist')
 
-    board = command('tensorboard', 'show history files in TensorBoard: write their events, then serve them',
-                    'cmd_tensorboard', inputs=['histories'])
+    board = command('tensorboard', 'show history files (or the runs of a checkpoint directory) in TensorBoard: '
+                    'write their events, then serve them', 'cmd_tensorboard', inputs=['histories'])
+    board.set_defaults(directories=('histories',))
     board.epilog = ('Without --logdir: events in a temporary directory, served until Ctrl-C, then removed. '
                     'With --no-serve: write the events and exit (for scripts).')
     board.add_argument('histories', type=Path, nargs='+', metavar='HISTORY',
-                       help='history files; each becomes a run named after the file')
+                       help='history files, each a run named after the file; or a checkpoint directory: its '
+                       '*_history.pkl files and the TensorBoard event files under it become runs')
     board.add_argument('--logdir', type=Path, metavar='DIR',
                        help='write the runs here (DIR is created if missing, not its parents)')
     board.add_argument('--port', type=_bounded_int(0, 65535), metavar='N',
@@ -131,11 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_paths(args: argparse.Namespace) -> None:
-    """The declared inputs exist and can be read, the declared outputs' directories exist."""
+    """The declared inputs can be read, the outputs' directories exist, and so do the --import-path folders."""
+    for folder in getattr(args, 'import_path', ()):
+        if not folder.is_dir():
+            raise CommandError(f'--import-path {folder}: ' + ('is not a directory' if folder.exists() else
+                                                              'no such directory'))
     for name in args.inputs:
         value = getattr(args, name)
         for path in value if isinstance(value, list) else [value]:
-            check_input(path)
+            if not (name in args.directories and path.is_dir()):  # a directory the command lists itself
+                check_input(path)
     for name in args.outputs:
         if getattr(args, name) is not None:
             check_output(getattr(args, name))
@@ -172,13 +205,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging()
     try:
         _check_paths(args)
+        # the user's folders first, as PYTHONPATH puts them; the trust policy still decides what may be imported
+        sys.path[:0] = [str(folder.resolve()) for folder in getattr(args, 'import_path', ())]
         module = importlib.import_module(f'lernomatic.cli.{args.module}')
         try:
-            return module.run(args)
+            with advising(COMMAND_ADVICE):
+                return module.run(args)
         except CheckpointError as error:
             raise CommandError(str(error)) from None
     except CommandError as error:
-        print(f'lernomatic {args.command}: {one_line(str(error))}', file=sys.stderr)
+        # long enough for a path, a field and its fix; a file's values in it are already cut short (short_repr)
+        print(f'lernomatic {args.command}: {one_line(str(error), limit=600)}', file=sys.stderr)
         return 2
     except BrokenPipeError:
         # `lernomatic inspect ... | head`: the reader left; say nothing more, not even when stdout is flushed at exit
