@@ -134,3 +134,18 @@ def test_a_file_does_not_turn_sgd_into_gradient_ascent(fixture_nets, zoo_options
     torch.save(data, tmp_path / 'ascent.pkl')
     with pytest.raises(CheckpointError, match=r"\['maximize'\]: True, but the trainer builds SGD with maximize=False"):
         MNISTStyleTrainer(None, verbose=False).load_checkpoint(str(tmp_path / 'ascent.pkl'))
+
+
+def test_lernomatic_convert_keeps_a_zoo_checkpoints_sgd_state_both_ways(fixture_nets, zoo_options, tmp_path):
+    """Converting is a change of format: the SGD state the zoo trainer wrote goes into the .ckpt and back."""
+    from test_cli import TRUST, lernomatic
+    source = _trained(MNISTStyleTrainer, fixture_nets, zoo_options)
+    original_save_checkpoint(source, str(tmp_path / 'zoo.pkl'))
+    lernomatic('convert', tmp_path / 'zoo.pkl', tmp_path / 'zoo.ckpt', *TRUST)
+    lernomatic('convert', tmp_path / 'zoo.ckpt', tmp_path / 'back.pkl', *TRUST)
+    back = MNISTStyleTrainer(None, verbose=False)
+    back.load_checkpoint(str(tmp_path / 'back.pkl'))
+    theirs = source.optimizer.state_dict()['state']
+    assert all(torch.equal(back.optimizer.state_dict()['state'][i]['momentum_buffer'], theirs[i]['momentum_buffer'])
+               for i in theirs)
+    assert _same_weights(back, source)

@@ -27,7 +27,8 @@ from compat.errors import CheckpointError
 from compat.text import short_repr
 
 __all__ = ['STATE_KEYS', 'IMPLEMENTATION_FLAGS', 'plain_tensor_problem', 'checked_optimizer_state',
-           'check_behaviour_flags', 'optimizer_state_for', 'optimizer_parameters', 'foreign_optimizer_state']
+           'check_behaviour_flags', 'optimizer_state_for', 'optimizer_parameters', 'state_owner',
+           'foreign_optimizer_state']
 
 MAX_STATE_ENTRIES = 1_000_000
 MAX_LIST_STATE = 10_000
@@ -246,6 +247,22 @@ def optimizer_state_for(optimizer: torch.optim.Optimizer, state: Any, fname: Any
     return checked
 
 
+def state_owner(optimizer_class: type | None, state: Any) -> str | None:
+    """The torch optimizer whose state a file holds when it is not `optimizer_class`'s, else None.
+
+    None too when the keys are no optimizer's at all (`checked_optimizer_state` refuses those) or
+    when the class is not one of torch's (its state keys are not known).
+    """
+    name = getattr(optimizer_class, '__name__', None)
+    if name not in STATE_KEYS or not isinstance(state, Mapping) or not isinstance(state.get('state'), Mapping):
+        return None
+    keys = {key for entry in state['state'].values() if isinstance(entry, Mapping) for key in entry}
+    if keys <= _allowed_keys(name):
+        return None
+    owners = [other for other in (*STATE_KEYS, 'LBFGS') if other != name and keys <= _allowed_keys(other)]
+    return min(owners, key=lambda other: len(_allowed_keys(other))) if owners else None  # SGD before Muon
+
+
 def foreign_optimizer_state(optimizer: torch.optim.Optimizer, state: Any, fname: Any) -> str | None:
     """Why the file's optimizer state is not loaded into `optimizer`, or None when it is this optimizer's.
 
@@ -254,16 +271,11 @@ def foreign_optimizer_state(optimizer: torch.optim.Optimizer, state: Any, fname:
     step failed on a missing key; here the weights and settings load, the optimizer starts afresh and
     this says so. State keys that no torch optimizer keeps are not another optimizer's: they are refused.
     """
+    owner = state_owner(type(optimizer), state)
+    if owner is None:
+        return None
     name = type(optimizer).__name__
-    if name not in STATE_KEYS or not isinstance(state, Mapping) or not isinstance(state.get('state'), Mapping):
-        return None
-    keys = {key for entry in state['state'].values() if isinstance(entry, Mapping) for key in entry}
-    if keys <= _allowed_keys(name):
-        return None
-    owners = [other for other in (*STATE_KEYS, 'LBFGS') if other != name and keys <= _allowed_keys(other)]
-    if not owners:
-        return None  # keys of no optimizer: checked_optimizer_state names the first
-    owner = min(owners, key=lambda other: len(_allowed_keys(other)))  # the closest fit, SGD before Muon
-    return (f"{fname}: ['optim']: {owner}'s state ({', '.join(sorted(map(str, keys)))}), but "
+    keys = sorted({str(key) for entry in state['state'].values() if isinstance(entry, Mapping) for key in entry})
+    return (f"{fname}: ['optim']: {owner}'s state ({', '.join(keys)}), but "
             f'this trainer builds {name}: loaded the model and settings, {name} starts afresh (load the file into '
             'the trainer class that wrote it to continue its optimizer)')

@@ -18,7 +18,7 @@ from compat.codec.atomic import atomic_save
 from compat.codec.checkpoint import check_trainer_params, read_model_params
 from compat.codec.lightning_ckpt import lernomatic_from_lightning, lightning_from_lernomatic, unknown_keys
 from compat.codec.model_import import check_plain_value, model_classes
-from compat.codec.optimizer_state import checked_optimizer_state
+from compat.codec.optimizer_state import checked_optimizer_state, state_owner
 from compat.codec.resume import read_resume_point
 from compat.codec.rng import RngStateError, check_rng_state
 from compat.codec.safe_load import safe_load
@@ -68,6 +68,9 @@ def _checked_lernomatic(data: Mapping[str, Any], fname: Path) -> dict[str, Any]:
         check_plain_value(params[key], f"['trainer_params'][{short_repr(key, 40)}]")
     model_classes(meta, LernomaticModel)
     optimizer = optimizer_class(params['optim_function']) if 'optim_function' in params else None
+    owner = state_owner(optimizer, data['optim'])
+    if owner is not None:  # a zoo trainer's own optimizer (SGD while optim_function says Adam): kept as it is
+        optimizer = optimizer_class(owner)
     checked = {'model': {key: meta[key] for key in MODEL_KEYS + OPTIONAL_MODEL_KEYS if key in meta},
                'optim': checked_optimizer_state(data['optim'], optimizer, None, fname),
                'trainer_params': params}
