@@ -291,8 +291,7 @@ class Trainer(HistoryReads):
         if not is_rank_zero():
             return
         record = history_record(self)
-        # said once an epoch; the writes that keep it as new as each checkpoint are not news
-        say(log, self.verbose and not self._run_state.quiet_history, 'Saving history to %s', fname)
+        log.debug('Saving history to %s', fname)  # announced by the run that decides to write it, not here
         write_history(fname, record)
 
     def load_history(self, fname: str, trusted: bool = False) -> None:
@@ -331,7 +330,9 @@ class Trainer(HistoryReads):
         if self.model is None:
             raise ConfigError(f'{self!r} has no model to save')
         before_checkpoint(self)
-        say(log, self.verbose, 'Saving checkpoint (epoch %d) to %s', self.cur_epoch, fname)
+        # announced by the run that decides to write it (compat.loop.bookkeeping), not here: a hand-written loop
+        # that calls save_checkpoint says so itself, as the original's loops did
+        log.debug('Saving checkpoint to %s', fname)
         save_trainer_checkpoint(self, fname)
 
     def load_checkpoint(self, fname: str, trusted: bool = False, restore_rng: bool = True,
