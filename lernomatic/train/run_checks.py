@@ -9,8 +9,10 @@ this machine. These are found here, before the first-batch check and before any 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from compat.distributed import is_rank_zero
@@ -33,14 +35,24 @@ def files_named_after_checkpoint_name(trainer: Any, hand_written: frozenset[str]
 
 
 def _folder_write_problem(folder: str | os.PathLike[str]) -> str | None:
-    """Why no file can be written into `folder` (made if missing, as the run would), None when one can."""
+    """Why no file can be written into `folder`, None when one can: tried by writing one, leaving no trace.
+
+    Folders made for the try are removed again: a run that then fails its first-batch check leaves
+    nothing behind; the run makes them when it writes.
+    """
+    path = Path(os.path.abspath(folder))
+    made = [p for p in (path, *path.parents) if not p.exists()]
     try:
-        os.makedirs(folder, exist_ok=True)
-        handle, probe = tempfile.mkstemp(prefix='.lernomatic-write-check-', dir=folder)
+        os.makedirs(path, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix='.lernomatic-write-check-', dir=path)
         os.close(handle)
         os.unlink(probe)
     except OSError as error:
         return error.strerror or str(error)
+    finally:
+        for created in made:  # deepest first
+            with contextlib.suppress(OSError):
+                created.rmdir()
     return None
 
 
