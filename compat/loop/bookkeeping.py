@@ -111,8 +111,9 @@ def check_losses_finite(legacy: LernomaticTrainer, upto: int | None = None) -> N
             where = '' if name == 'loss_history' else f' in {name}'
             raise NonFiniteLossError(
                 f'training loss is {array[first]} at iteration {first} '
-                f'({epoch_label(first // per_epoch, legacy.num_epochs)}, batch {first % per_epoch + 1}){where}: stopped before writing more checkpoints. Lower the learning '
-                'rate or check the data; stop_on_nonfinite=False trains on regardless')
+                f'({epoch_label(first // per_epoch, legacy.num_epochs)}, batch {first % per_epoch + 1}){where}: '
+                'stopped before writing more checkpoints. Lower the learning rate or check the data; '
+                'stop_on_nonfinite=False trains on regardless')
     state.finite_upto = end
 
 

@@ -151,6 +151,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
 
         On the CPU nothing moves either way, so it is said at DEBUG only.
         """
+        args: tuple[object, ...]
         if kept:
             message, args = ("%s data kept on %s, batches gathered there in the DataLoader's order "
                              '(data_on_device=False turns it off)'), (stage, self.device)

@@ -28,8 +28,8 @@ from compat.logs import (
 )
 from compat.state.protocol import LernomaticTrainer
 
-__all__ = ['lightning_devices', 'build_lightning_trainer', 'check_placement', 'quiet_lightning', 'lightning_logger', 'EpochBar',
-           'bar_can_draw']
+__all__ = ['lightning_devices', 'build_lightning_trainer', 'check_placement', 'quiet_lightning', 'lightning_logger',
+           'EpochBar', 'bar_can_draw']
 
 _LIGHTNING_LOGGERS = ('lightning.pytorch', 'lightning.fabric', 'lightning')
 
@@ -147,7 +147,7 @@ def check_placement(legacy: LernomaticTrainer) -> None:
         names = ['precision']
     else:
         names = [name for name in ('accelerator', 'devices') if getattr(legacy, name) is not None] or ['device_id']
-        names += [name for name, default in (('strategy', 'auto'), ('num_nodes', 1)) if getattr(legacy, name) != default]
+        names += [name for name, usual in (('strategy', 'auto'), ('num_nodes', 1)) if getattr(legacy, name) != usual]
     given = ', '.join(f'{name}={getattr(legacy, name)!r}' for name in names)
     reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
     raise ConfigError(f"{given}: Lightning refuses {'it' if len(names) == 1 else 'them'} on this machine ({reason}); "
