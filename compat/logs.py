@@ -43,8 +43,11 @@ def verbosity(verbose: Any) -> int:
 
 
 def epoch_label(cur_epoch: int, num_epochs: int) -> str:
-    """'epoch 3/11': the 0-based `cur_epoch` of checkpoint file names over the last epoch's; the bar says the same."""
-    return f'epoch {cur_epoch}/{num_epochs - 1}'
+    """'epoch 4/12' for `cur_epoch=3`: counted from 1, as the original printed it and as plots and TensorBoard count.
+
+    Only file names keep the 0-based `cur_epoch` (`<checkpoint_name>_epoch_3_iter_...pkl`), as the original's did.
+    """
+    return f'epoch {cur_epoch + 1}/{num_epochs}'
 
 
 def get_logger(name: str) -> logging.Logger:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from compat.codec.checkpoint import read_checkpoint
-from compat.errors import CheckpointError
+from compat.errors import CheckpointError, ConfigError
 from lernomatic.train.trainer import Trainer
 
 from conftest import ADAM_STATE_TOLERANCE, WEIGHT_TOLERANCE
@@ -66,6 +66,33 @@ def test_trainer_none_loads_original_checkpoint(original_dir, original_checkpoin
     assert trainer.cur_epoch == 3 and trainer.num_epochs == 3 and trainer.get_learning_rate() == 0.003
     assert state_dicts_equal(trainer.get_model_params(), original_checkpoint['model']['model_state_dict'])
     assert trainer.optimizer.state_dict()['state'][0]['step'].item() == 30
+
+
+def test_trainer_none_holds_no_histories_until_load_history(original_dir, expected):
+    """As in the original: a checkpoint holds no histories; the history file written beside it does (README)."""
+    trainer = Trainer(None, verbose=False)
+    trainer.load_checkpoint(str(original_dir / 'mlp_trainer_ck.pkl'))
+    assert trainer.loss_history is None and trainer.get_loss_history() is None and trainer.get_acc_history() is None
+    trainer.load_history(str(original_dir / 'mlp_history.pkl'))
+    assert trainer.get_loss_history().tolist() == expected['loss_history']
+    assert trainer.get_acc_history().tolist() == expected['acc_history']
+
+
+def test_counters_without_arrays_point_to_load_history(make_trainer, tmp_path):
+    """Our checkpoints carry the run's counters: the getters that need the arrays say which file holds them."""
+    trained = make_trainer(num_epochs=1)
+    trained.train()
+    trained.save_checkpoint(str(tmp_path / 'ck.pkl'))
+    trained.save_history(str(tmp_path / 'ck_history.pkl'))
+    resumed = Trainer(None, verbose=False)
+    resumed.load_checkpoint(str(tmp_path / 'ck.pkl'))
+    assert resumed.loss_iter == 10 and resumed.loss_history is None and resumed.get_loss_history() is None
+    with pytest.raises(ConfigError, match=r'loss_history is None: a checkpoint holds no histories.*call '
+                                          r"load_history\(\) with the run's <checkpoint_name>_history.pkl"):
+        resumed.get_cur_loss()
+    resumed.load_history(str(tmp_path / 'ck_history.pkl'))
+    assert resumed.get_loss_history().tolist() == trained.get_loss_history().tolist()
+    assert resumed.get_cur_acc() == trained.get_cur_acc()
 
 
 def test_load_model_checkpoint_leaves_trainer_params(original_dir, make_trainer):

@@ -85,12 +85,31 @@ def test_the_run_is_the_same_with_and_without(make_trainer, fixture_data, tmp_pa
     assert state_dicts_equal(on.get_model_params(), off.get_model_params())
 
 
-def test_said_once_and_off_with_the_option(make_trainer, fixture_data, tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger='lernomatic'):
+def placement_messages(records):
+    return [r for r in records if ' data kept on ' in r.getMessage() or ' data stays on the host' in r.getMessage()]
+
+
+def test_said_once_where_it_is_news_and_off_with_the_option(make_trainer, fixture_data, tmp_path, caplog):
+    """On a GPU the place of the data is news and said once (INFO); on the CPU nothing moves: DEBUG only."""
+    with caplog.at_level(logging.DEBUG, logger='lernomatic'):
         trainer = make_trainer(verbose=True, num_epochs=2)
         trainer.train()
         trainer.set_num_epochs(3)
         trainer.train()
         make_trainer(verbose=True, num_epochs=1, data_on_device=False).train()
-    said = [r.getMessage() for r in caplog.records if 'kept on' in r.getMessage()]
-    assert len(said) == 1 and said[0].startswith('train data kept on') and 'data_on_device=False' in said[0]
+    said = placement_messages(caplog.records)
+    assert len(said) == 1 and said[0].getMessage().startswith(f'train data kept on {TEST_DEVICE}')
+    assert 'data_on_device=False' in said[0].getMessage()
+    assert said[0].levelno == (logging.INFO if TEST_DEVICE.type == 'cuda' else logging.DEBUG)
+
+
+def test_a_gpu_run_says_why_its_data_stays_on_the_host(make_trainer, fixture_data, caplog):
+    """A dataset that cannot be kept on the device: on a GPU the reason is said once; on the CPU not at INFO."""
+    with caplog.at_level(logging.INFO, logger='lernomatic'):
+        make_trainer(verbose=True, num_epochs=1, train_dataset=NoisyDataset(fixture_data.make(200, 11))).train()
+    said = [r.getMessage() for r in placement_messages(caplog.records)]
+    if TEST_DEVICE.type == 'cuda':
+        assert said == [f'train data stays on the host, each batch copied to {TEST_DEVICE}: its dataset is not a '
+                        'TensorDataset (or marked lernomatic_in_memory with tensors)']
+    else:
+        assert said == []

@@ -234,3 +234,49 @@ def test_a_val_epoch_that_reads_everything_still_gets_everything(make_trainer, f
     trainer = make_trainer(LegacyClassifierTrainer, val_dataset=val_data)
     trainer.train()
     assert val_data.fetched == 3 * 200 and trainer.val_loss_iter == 30
+
+
+class SavesAndSaysSo(LegacyClassifierTrainer):
+    """An old loop that announces and writes its own checkpoints, as the original's train_epoch did."""
+
+    def train_epoch(self) -> None:
+        super().train_epoch()
+        ck_name = f'{self.checkpoint_dir}/{self.checkpoint_name}_epoch_{self.cur_epoch}_iter_{self.loss_iter}.pkl'
+        print(f'\t Saving checkpoint to file [{ck_name}] ')
+        self.save_checkpoint(ck_name)
+
+
+class OwnTrainLoop(LegacyClassifierTrainer):
+    """An old `train()` of its own: its epochs, its prints, its saves; none of the run's bookkeeping."""
+
+    def train(self) -> None:
+        for _ in range(self.cur_epoch, self.num_epochs):
+            self.train_epoch()
+            self.val_epoch()
+            hist_name = f'{self.checkpoint_dir}/{self.checkpoint_name}_history.pkl'
+            print(f'\t Saving history to file [{hist_name}] ')
+            self.save_history(hist_name)
+            ck_name = f'{self.checkpoint_dir}/{self.checkpoint_name}_epoch_{self.cur_epoch}.pkl'
+            print(f'\t Saving checkpoint to file [{ck_name}] ')
+            self.save_checkpoint(ck_name)
+            self.cur_epoch += 1
+
+
+@pytest.mark.parametrize('trainer_class', [SavesAndSaysSo, OwnTrainLoop])
+def test_a_loop_that_announces_its_own_saves_is_not_echoed(make_trainer, trainer_class, tmp_path, capsys, caplog):
+    """Each file a hand-written loop writes is announced once, by its own print; the run adds no second line."""
+    import logging
+    (tmp_path / 'checkpoint').mkdir()
+    with caplog.at_level(logging.INFO, logger='lernomatic'):
+        make_trainer(trainer_class, num_epochs=2, verbose=True, save_hist=trainer_class is SavesAndSaysSo).train()
+    printed = capsys.readouterr().out
+    logged = '\n'.join(r.getMessage() for r in caplog.records)
+    written = sorted((tmp_path / 'checkpoint').glob('ck_epoch_*.pkl'))
+    assert len(written) == 2
+    for path in written:
+        assert printed.count(path.name) == 1 and path.name not in logged, (printed, logged)
+    history = 'ck_history.pkl'
+    if trainer_class is OwnTrainLoop:  # its own save_history calls, announced by its own prints only
+        assert printed.count(history) == 2 and history not in logged
+    else:  # the run's own history write at each epoch's end: announced by the run, once an epoch
+        assert logged.count(history) == 2 and history not in printed

@@ -20,8 +20,8 @@ def nan_at(dataset, index):
 
 
 def test_nan_loss_stops_with_epoch_and_iteration(make_trainer, fixture_data, tmp_path):
-    trainer = make_trainer(train_dataset=nan_at(fixture_data.make(200, 11), 45), save_every=1)  # batch 2
-    with pytest.raises(NonFiniteLossError, match=r'loss is nan at iteration 2 \(epoch 0, batch 2\)'):
+    trainer = make_trainer(train_dataset=nan_at(fixture_data.make(200, 11), 45), save_every=1)  # batch index 2
+    with pytest.raises(NonFiniteLossError, match=r'loss is nan at iteration 2 \(epoch 1/\d+, batch 3\)'):
         trainer.train()
     written = sorted(p.name for p in (tmp_path / 'checkpoint').glob('ck_epoch_*.pkl'))
     assert written == ['ck_epoch_0_iter_1.pkl', 'ck_epoch_0_iter_2.pkl']  # none holds NaN weights

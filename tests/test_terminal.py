@@ -186,24 +186,28 @@ def test_main_job_messages_are_never_glued_to_a_bar_and_no_bar_is_left(main_job)
         assert not any(mark in line for mark in BAR_MARKS), f'a bar left on the terminal: {line!r}'
 
 
-def test_main_job_bar_log_and_file_names_count_epochs_alike(main_job):
+def test_main_job_bar_and_log_count_epochs_from_1_and_file_names_from_0(main_job):
+    """The bar and the lines say 'epoch 1/2' .. 'epoch 2/2', as the original printed and as the plot and
+    TensorBoard count; only file names keep the original's 0-based `cur_epoch`."""
     _, output, out = main_job
-    # in the order written: bar frames 'epoch 1/1:  45%|' and our lines; each line's epoch is the bar's
-    events = re.finditer(r'(?P<bar>epoch (?P<bar_epoch>\d+)/1: +\d+%\|)'
-                         r'|\[(?:TRAIN|VAL)\] +epoch (?P<log_epoch>\d+)/1 '
-                         r'|Saving checkpoint \(epoch (?P<ck_epoch>\d+)\) to \S+_epoch_(?P<file_epoch>\d+)_iter_\d+',
+    # in the order written: bar frames 'epoch 1/2:  45%|' and our lines; each line's epoch is the bar's
+    events = re.finditer(r'(?P<bar>epoch (?P<bar_epoch>\d+)/2: +\d+%\|)'
+                         r'|\[(?:TRAIN|VAL)\] +epoch (?P<log_epoch>\d+)/2 '
+                         r'|Saving checkpoint to \S+_epoch_(?P<file_epoch>\d+)_iter_\d+',
                          output)
     bar_epoch, seen = None, []
     for event in events:
         if event.group('bar'):
             bar_epoch = event.group('bar_epoch')
             continue
-        said = event.group('log_epoch') or event.group('ck_epoch')
-        assert said == bar_epoch, f'a line says epoch {said} while the bar says {bar_epoch}: {event.group(0)!r}'
         if event.group('file_epoch'):
-            assert event.group('file_epoch') == said
+            assert int(event.group('file_epoch')) == int(bar_epoch) - 1, event.group(0)
+            continue
+        said = event.group('log_epoch')
+        assert said == bar_epoch, f'a line says epoch {said} while the bar says {bar_epoch}: {event.group(0)!r}'
         seen.append(said)
-    assert sorted(set(seen)) == ['0', '1'], seen
+    assert sorted(set(seen)) == ['1', '2'], seen
+    assert 'Saving checkpoint (epoch' not in output
     names = sorted(p.name for p in (out / 'checkpoint').glob('digits_epoch_*_iter_*.pkl'))
     assert names == ['digits_epoch_0_iter_21.pkl', 'digits_epoch_1_iter_42.pkl']
 
@@ -215,7 +219,7 @@ def test_main_job_without_a_terminal_prints_plain_lines(tmp_path):
     for stream in (run.stdout, run.stderr):
         assert '\r' not in stream and '\x1b' not in stream and not any(mark in stream for mark in BAR_MARKS)
     assert all(OUR_MESSAGE.match(line) for line in run.stderr.splitlines()), run.stderr
-    assert '[VAL]   epoch 0/0  mean loss' in run.stderr
+    assert '[VAL]   epoch 1/1  mean loss' in run.stderr
     assert re.fullmatch(r'val_acc=\d\.\d{4}', run.stdout.splitlines()[-1]), run.stdout
 
 
@@ -258,7 +262,7 @@ def test_verbose_2_shows_lightnings_own_lines_and_warnings_above_the_bar(tmp_pat
     everything = '\n'.join(rendered)
     assert code == 0, everything
     # (Lightning's tips and the LeafSpec deprecation come and go with versions: the filter's own test is below)
-    for text in ('GPU available', 'Trainable params', '[VAL]   epoch 1/1'):
+    for text in ('GPU available', 'Trainable params', '[VAL]   epoch 2/2'):
         assert text in everything, f'{text!r} missing:\n{everything}'
     # written while the bar is drawn, each on a line of its own, and no bar left at the end
     warning = [line for line in rendered if 'small_run.py:' in line]

@@ -183,6 +183,23 @@ def test_train_without_data_or_model_says_what_is_missing(fixture_nets, fixture_
         Trainer(None, verbose=False, train_dataset=fixture_data.make(200, 1)).train()
 
 
+def test_a_subclass_that_skips_trainer_init_is_told_the_fix():
+    """The original user guide's NewTrainer: an __init__ without super().__init__() constructs; its first use
+    names the missing call instead of a bare AttributeError."""
+    class NewTrainer(Trainer):
+        def __init__(self, model, **kwargs) -> None:
+            """Init codes goes here, (eg: get keyword args)"""
+
+    trainer = NewTrainer(None)
+    with pytest.raises(AttributeError, match=r"^'NewTrainer' object has no attribute 'cur_epoch': Trainer.__init__ "
+                                             r'has not run on this NewTrainer.*Call super\(\).__init__\(model, '
+                                             r'\*\*kwargs\) in NewTrainer.__init__'):
+        trainer.train()
+    assert not hasattr(trainer, 'num_epochs') and getattr(trainer, 'loss_iter', 'default') == 'default'
+    with pytest.raises(AttributeError, match=r"^'Trainer' object has no attribute 'bogus'$"):
+        Trainer(None, verbose=False).bogus  # noqa: B018 - an initialised trainer: the plain message
+
+
 def test_repr_and_str(make_trainer):
     trainer = make_trainer()
     assert repr(trainer) == 'Trainer (3 epochs)'
@@ -431,7 +448,7 @@ def test_verbose_messages_go_through_logging(make_trainer, caplog):
     with caplog.at_level(logging.INFO, logger='lernomatic'):
         make_trainer(num_epochs=1, verbose=True, print_every=5).train()
     messages = [r.getMessage() for r in caplog.records if r.name.startswith('lernomatic')]
-    assert any(m.startswith('[TRAIN] epoch 0/0') for m in messages)
+    assert any(m.startswith('[TRAIN] epoch 1/1') for m in messages)  # counted from 1, as the original printed
     assert any(m.startswith('[VAL]') and 'accuracy 0.3667' in m for m in messages)
     assert any('Saving history' in m for m in messages)
 

@@ -28,7 +28,8 @@ from compat.state.histories import declared_histories
 from compat.state.protocol import LernomaticTrainer
 
 __all__ = ['LernomaticBookkeeping', 'end_of_epoch', 'iteration_checkpoint_path', 'best_checkpoint_path',
-           'history_path', 'emit_scalar', 'check_losses_finite', 'weights_finite', 'before_checkpoint']
+           'history_path', 'emit_scalar', 'check_losses_finite', 'weights_finite', 'before_checkpoint',
+           'announce_save']
 
 log = get_logger('train')
 
@@ -109,9 +110,10 @@ def check_losses_finite(legacy: LernomaticTrainer, upto: int | None = None) -> N
             first = start + int(bad[0])
             where = '' if name == 'loss_history' else f' in {name}'
             raise NonFiniteLossError(
-                f'training loss is {array[first]} at iteration {first} (epoch {first // per_epoch}, '
-                f'batch {first % per_epoch}){where}: stopped before writing more checkpoints. Lower the learning '
-                'rate or check the data; stop_on_nonfinite=False trains on regardless')
+                f'training loss is {array[first]} at iteration {first} '
+                f'({epoch_label(first // per_epoch, legacy.num_epochs)}, batch {first % per_epoch + 1}){where}: '
+                'stopped before writing more checkpoints. Lower the learning rate or check the data; '
+                'stop_on_nonfinite=False trains on regardless')
     state.finite_upto = end
 
 
@@ -121,16 +123,20 @@ def before_checkpoint(legacy: LernomaticTrainer) -> None:
     The history is written first so that it is never older than the newest checkpoint (an exact
     resume needs both); that write is not announced, the epoch's own is.
     """
-    state = legacy._run_state
-    if state.position.phase == 'idle':
+    if legacy._run_state.position.phase == 'idle':
         return
     check_losses_finite(legacy)
     if legacy.save_hist:
-        state.quiet_history = True
-        try:
-            legacy.save_history(history_path(legacy))
-        finally:
-            state.quiet_history = False
+        legacy.save_history(history_path(legacy))
+
+
+def announce_save(legacy: LernomaticTrainer, what: str, fname: str) -> None:
+    """Say that the run writes a file ('checkpoint' or 'history'): said where the run decides to write it.
+
+    The trainer's `save_checkpoint` / `save_history` say nothing themselves, so a hand-written loop
+    that announces its own saves, as the original's loops did, is not echoed.
+    """
+    say(log, legacy.verbose, 'Saving %s to %s', what, fname)
 
 
 def weights_finite(model: Any) -> bool:
@@ -152,6 +158,7 @@ def end_of_epoch(legacy: LernomaticTrainer) -> bool:
     position = legacy._run_state.position
     position.phase, position.epoch, position.batches_done = 'idle', legacy.cur_epoch, 0
     if legacy.save_hist:
+        announce_save(legacy, 'history', history_path(legacy))
         legacy.save_history(history_path(legacy))
     return stop
 
@@ -226,7 +233,9 @@ class LernomaticBookkeeping(lightning.Callback):
                                          legacy.cur_epoch, self._schedule_values()))
         if legacy.save_every > 0 and legacy.loss_iter % legacy.save_every == 0:
             check_losses_finite(legacy)  # waits for the values: a checkpoint is about to be written anyway
-            legacy.save_checkpoint(iteration_checkpoint_path(legacy))
+            fname = iteration_checkpoint_path(legacy)
+            announce_save(legacy, 'checkpoint', fname)
+            legacy.save_checkpoint(fname)
         if self._reports:  # the epoch's last batch waits: its reports come before validation's
             self._deliver_reports(pl_module, wait=batch_idx + 1 >= trainer.num_training_batches)
         if legacy.lr_scheduler is not None:
@@ -324,11 +333,13 @@ class LernomaticBookkeeping(lightning.Callback):
         emit_scalar(legacy, 'acc/val', accuracy, legacy.acc_iter)
         if accuracy > legacy.best_acc:
             if not weights_finite(legacy.model):
-                log.warning('[%r] accuracy %.4f at epoch %d, but the weights hold NaN or Inf: not counted as the '
-                            'best, no best checkpoint written', legacy, accuracy, legacy.cur_epoch)
+                log.warning('[%r] accuracy %.4f at %s, but the weights hold NaN or Inf: not counted as the '
+                            'best, no best checkpoint written', legacy, accuracy,
+                            epoch_label(legacy.cur_epoch, legacy.num_epochs))
                 return
             legacy.best_acc = accuracy
             if legacy.save_best:
+                announce_save(legacy, 'checkpoint', best_checkpoint_path(legacy))
                 legacy.save_checkpoint(best_checkpoint_path(legacy))
 
     def _finish_test(self, mean_loss: float, accuracy: float) -> None:

@@ -139,17 +139,37 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         if stage not in self._device_loaders:
             loader = self._loaders[stage]
             refusal = device_data_refusal(loader, self.device) if loader is not None else 'no loader'
-            if self.legacy.data_on_device and refusal is None and self.trainer.world_size == 1:
+            kept = self.legacy.data_on_device and refusal is None and self.trainer.world_size == 1
+            if kept:
                 loader = DeviceTensorLoader(loader, self.device)
-                said = self.legacy._run_state.said
-                if 'device_data' not in said:
-                    said.add('device_data')
-                    say(log, self.legacy.verbose, '%s data kept on %s, batches gathered there in the DataLoader\'s '
-                        'order (data_on_device=False turns it off)', stage, self.device)
+            self._note_data_placement(stage, kept, refusal)
             if stage != 'train' and stage in self.runners and loader is not None and self.trainer.world_size == 1:
                 loader = UntilReturned(loader, self.runners[stage])
             self._device_loaders[stage] = loader
         return self._device_loaders[stage]
+
+    def _note_data_placement(self, stage: str, kept: bool, refusal: str | None) -> None:
+        """Say once where the data lives, where that is news: on a GPU, whether batches are built there.
+
+        On the CPU nothing moves either way, so it is said at DEBUG only.
+        """
+        args: tuple[object, ...]
+        if kept:
+            message, args = ("%s data kept on %s, batches gathered there in the DataLoader's order "
+                             '(data_on_device=False turns it off)'), (stage, self.device)
+        elif (self.legacy.data_on_device and self.trainer.world_size == 1 and refusal is not None
+              and refusal not in ('no loader', 'not a DataLoader')):
+            message, args = '%s data stays on the host, each batch copied to %s: %s', (stage, self.device, refusal)
+        else:
+            return
+        said = self.legacy._run_state.said
+        if 'device_data' in said:
+            return
+        said.add('device_data')
+        if self.device.type == 'cpu':
+            log.debug(message, *args)
+        else:
+            say(log, self.legacy.verbose, message, *args)
 
     def install(self) -> None:
         """Put fed loaders where the user's loops look for their loaders."""

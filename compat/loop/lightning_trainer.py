@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
 from compat.devices import lightning_devices
+from compat.errors import ConfigError
 from compat.logs import (
     EVERYTHING,
     MESSAGES,
@@ -27,8 +28,8 @@ from compat.logs import (
 )
 from compat.state.protocol import LernomaticTrainer
 
-__all__ = ['lightning_devices', 'build_lightning_trainer', 'quiet_lightning', 'lightning_logger', 'EpochBar',
-           'bar_can_draw']
+__all__ = ['lightning_devices', 'build_lightning_trainer', 'check_placement', 'quiet_lightning', 'lightning_logger',
+           'EpochBar', 'bar_can_draw']
 
 _LIGHTNING_LOGGERS = ('lightning.pytorch', 'lightning.fabric', 'lightning')
 
@@ -113,6 +114,46 @@ class EpochBar(TQDMProgressBar):
         return items
 
 
+def _placement(legacy: LernomaticTrainer, strategy: Any = None) -> dict[str, Any]:
+    """Where and how the run computes: Lightning's accelerator, devices, num_nodes, strategy and precision."""
+    accelerator, devices = lightning_devices(legacy.accelerator, legacy.devices, legacy.device_id)
+    options: dict[str, Any] = dict(accelerator=accelerator, devices=devices, num_nodes=legacy.num_nodes,
+                                   strategy=strategy if strategy is not None else legacy.strategy)
+    if legacy.precision is not None:
+        options['precision'] = legacy.precision
+    return options
+
+
+def _refusal(placement: dict[str, Any]) -> Exception | None:
+    """What Lightning raises for this placement (None when it accepts it): a bare Trainer, which runs nothing."""
+    with warnings.catch_warnings(), quiet_loggers(_LIGHTNING_LOGGERS):
+        warnings.simplefilter('ignore')  # its notes (16-mixed on the CPU is bf16, ...) are for the real run to show
+        try:
+            lightning.Trainer(**placement, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                              enable_model_summary=False)
+        except Exception as error:  # Lightning refuses values with several types (ValueError, TypeError, its own, ...)
+            return error
+    return None
+
+
+def check_placement(legacy: LernomaticTrainer) -> None:
+    """`accelerator`, `devices` and `precision` (and `device_id`, `strategy`, `num_nodes`) as Lightning will judge them,
+    before any batch: a ConfigError naming the options, instead of Lightning's error after the first-batch check."""
+    placement = _placement(legacy)
+    error = _refusal(placement)
+    if error is None:
+        return
+    if legacy.precision is not None and _refusal({k: v for k, v in placement.items() if k != 'precision'}) is None:
+        names = ['precision']
+    else:
+        names = [name for name in ('accelerator', 'devices') if getattr(legacy, name) is not None] or ['device_id']
+        names += [name for name, usual in (('strategy', 'auto'), ('num_nodes', 1)) if getattr(legacy, name) != usual]
+    given = ', '.join(f'{name}={getattr(legacy, name)!r}' for name in names)
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    raise ConfigError(f"{given}: Lightning refuses {'it' if len(names) == 1 else 'them'} on this machine ({reason}); "
+                      f"change {' or '.join(names)}")
+
+
 def build_lightning_trainer(legacy: LernomaticTrainer, max_epochs: int, callbacks: list[Any],
                             limit_val_batches: float | None = None, strategy: Any = None,
                             inference_mode: bool = True) -> lightning.Trainer:
@@ -123,7 +164,6 @@ def build_lightning_trainer(legacy: LernomaticTrainer, max_epochs: int, callback
     user's callbacks is theirs to place, and is used whenever `verbose`. The model summary only at
     `verbose=2`.
     """
-    accelerator, devices = lightning_devices(legacy.accelerator, legacy.devices, legacy.device_id)
     level = verbosity(legacy.verbose)
     user_callbacks = list(legacy.callbacks or [])
     users_bar = any(isinstance(callback, ProgressBar) for callback in user_callbacks)
@@ -131,16 +171,12 @@ def build_lightning_trainer(legacy: LernomaticTrainer, max_epochs: int, callback
     if show_bar and not users_bar:
         callbacks = [*callbacks, EpochBar(legacy)]
     options: dict[str, Any] = dict(
-        accelerator=accelerator, devices=devices, num_nodes=legacy.num_nodes,
-        strategy=strategy if strategy is not None else legacy.strategy,
-        max_epochs=max_epochs, callbacks=callbacks + user_callbacks,
+        **_placement(legacy, strategy), max_epochs=max_epochs, callbacks=callbacks + user_callbacks,
         logger=lightning_logger(legacy) or False, inference_mode=inference_mode,
         default_root_dir=legacy.checkpoint_dir, enable_checkpointing=False, num_sanity_val_steps=0,
         enable_progress_bar=show_bar, enable_model_summary=level >= EVERYTHING,
         log_every_n_steps=legacy.print_every, deterministic=legacy.deterministic,
     )
-    if legacy.precision is not None:
-        options['precision'] = legacy.precision
     if limit_val_batches is not None:
         options['limit_val_batches'] = limit_val_batches
     return lightning.Trainer(**options)

@@ -39,7 +39,6 @@ class RunState:
         finite_upto: the training losses before this iteration are known to be finite.
         logger: the Lightning logger made for this trainer, so all its `train()` calls share one event folder.
         bridge: the LightningModule of the run in progress (None between runs).
-        quiet_history: a history write that only keeps the file as new as a checkpoint: not announced.
         pending_history: device values waiting to be written into each history array (`device_buffer`).
         capturable_before: while `cuda_graph=True` runs, each param group's own `capturable` setting.
         said: the once-a-trainer messages already given.
@@ -50,7 +49,6 @@ class RunState:
     finite_upto: int = 0
     logger: Any = None
     bridge: Any = None
-    quiet_history: bool = False
     pending_history: dict[str, Any] = field(default_factory=dict)
     capturable_before: list[bool] | None = None
     said: set[str] = field(default_factory=set)

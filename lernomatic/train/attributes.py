@@ -24,7 +24,15 @@ if TYPE_CHECKING:  # for the annotations only
     from lightning.pytorch.loggers import Logger
     from lightning.pytorch.strategies import Strategy
 
-__all__ = ['TrainerAttributes']
+__all__ = ['TrainerAttributes', 'missing_base_init']
+
+
+def missing_base_init(cls: type, name: str) -> str:
+    """What to say when `name` is missing because a subclass's `__init__` never ran `Trainer.__init__`."""
+    owner = cls.__name__
+    return (f"{owner!r} object has no attribute {name!r}: Trainer.__init__ has not run on this {owner}, and it sets "
+            f'the options, loaders, histories and counters. Call super().__init__(model, **kwargs) in {owner}.__init__ '
+            "(after popping your own kwargs, before using the trainer's attributes), as the original's trainers do")
 
 
 class TrainerAttributes:
@@ -98,3 +106,15 @@ class TrainerAttributes:
     test_loss: float  # set by test_epoch()
     test_acc: float
     _run_state: RunState
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise type every misspelt attribute as Any
+        def __getattr__(self, name: str) -> Any:
+            """Only for attributes not found: name the cause when `Trainer.__init__` never ran on this object.
+
+            The user guide's own `NewTrainer` example defines `__init__` without `super().__init__()`;
+            such a trainer constructs, and the first attribute it lacks would otherwise be a bare
+            AttributeError deep in `train()`. `_run_state` is the first thing `Trainer.__init__` sets.
+            """
+            if name.startswith('__') or '_run_state' in vars(self):
+                raise AttributeError(f'{type(self).__name__!r} object has no attribute {name!r}', name=name, obj=self)
+            raise AttributeError(missing_base_init(type(self), name), name=name, obj=self)

@@ -33,8 +33,10 @@ class HistoryReads(TrainerAttributes):
     def _recorded(self, name: str, array: np.ndarray | None) -> np.ndarray:
         """History `name`, whose counter says it holds values: a clear error where it is None instead."""
         if array is None:
-            raise ConfigError(f'{self!r} counts values recorded in {name}, but {name} is None '
-                              '(its counter was set without the array, e.g. by a history file or a subclass)')
+            raise ConfigError(f'{self!r} counts values recorded in {name}, but {name} is None: a checkpoint holds no '
+                              'histories, so load_checkpoint() restores the counters alone (as the original did); '
+                              "call load_history() with the run's <checkpoint_name>_history.pkl, written beside its "
+                              'checkpoints (or a subclass or history file set the counter without the array)')
         return array
 
     def _epoch_length(self, name: str, loader: DataLoader[Any] | None) -> int:

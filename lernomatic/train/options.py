@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning
 import torch
+from lightning.pytorch.accelerators import Accelerator
 from lightning.pytorch.loggers import Logger
 
 from compat.codec.schema import TRAINER_PARAM_KEYS
@@ -84,19 +85,68 @@ def _dataset(name: str, value: Any) -> None:
 
 
 def _checkpoint_dir(name: str, value: Any) -> None:
-    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+    """A path that is, or can become, a folder. Whether it can be written is tried by train() before any batch,
+    where a run writes there: a trainer made only to load a checkpoint writes nothing, as in the original."""
+    if not isinstance(value, (str, os.PathLike)) or not isinstance(os.fspath(value), str) or not os.fspath(value):
         raise ConfigError(f'{name} must be a folder path, got {value!r}')
-    path = Path(value)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f'{name}={os.fspath(value)!r} exists and is not a folder')
-    existing = next((p for p in (path, *path.absolute().parents) if p.exists()), None)
+    text = os.fspath(value)
+    if '\0' in text:
+        raise ConfigError(f'{name}={text!r} holds a NUL character: no file system accepts it in a path')
+    path = Path(text)
+    try:
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f'{name}={text!r} exists and is not a folder')
+        existing = next((p for p in (path, *path.absolute().parents) if p.exists()), None)
+    except OSError as error:  # a part longer than the file-name limit, a folder we may not look into
+        raise ConfigError(f'{name}={text!r} cannot be used: {error.strerror}') from error
     if existing is None or not existing.is_dir():
-        raise ConfigError(f'{name}={os.fspath(value)!r} cannot be created: {existing} is not a folder')
+        raise ConfigError(f'{name}={text!r} cannot be created: {existing} is not a folder')
+
+
+# The longest file name a run writes is `<checkpoint_name>_epoch_<E>_iter_<I>.pkl` (E and I up to 20 digits each),
+# and while it is written its temporary sibling `.<that name>.<8 hex>-<pid>-<8 random>.tmp`
+# (compat.codec.atomic): both must fit the usual 255-byte file-name limit.
+FILE_NAME_LIMIT = 255
+NAME_ROOM = len('_epoch_') + 20 + len('_iter_') + 20 + len('.pkl') + len('..12345678-1234567-12345678.tmp')
+CHECKPOINT_NAME_MAX_BYTES = FILE_NAME_LIMIT - NAME_ROOM
 
 
 def _checkpoint_name(name: str, value: Any) -> None:
+    if value is None:
+        return  # as the original: kept, and refused by train() only where a file would be named after it
     if not isinstance(value, str) or not value or '/' in value or '\\' in value or value in ('.', '..'):
         raise ConfigError(f'{name} must be a file name prefix without path separators, got {value!r}')
+    if '\0' in value:
+        raise ConfigError(f'{name}={value!r} holds a NUL character: no file system accepts it in a file name')
+    try:
+        size = len(os.fsencode(value))
+    except UnicodeEncodeError as error:
+        raise ConfigError(f'{name}={value!r} cannot be written as a file name: {error.reason}') from error
+    if size > CHECKPOINT_NAME_MAX_BYTES:
+        raise ConfigError(f'{name} is {size} bytes long; at most {CHECKPOINT_NAME_MAX_BYTES} fit: the files named '
+                          f'after it ({value[:12]}..._epoch_<N>_iter_<N>.pkl, and its temporary name while it is '
+                          f'written) must fit the {FILE_NAME_LIMIT}-byte file-name limit. Choose a shorter name')
+
+
+def _accelerator(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, (str, Accelerator)):
+        raise ConfigError(f"{name} must be None, a name ('cpu', 'gpu', 'cuda', 'auto', ...) or a Lightning "
+                          f'Accelerator, got {value!r}')
+
+
+def _devices(name: str, value: Any) -> None:
+    if value is None or isinstance(value, str):
+        return
+    if isinstance(value, bool) or not (isinstance(value, int) or (
+            isinstance(value, (list, tuple)) and all(isinstance(i, int) and not isinstance(i, bool) for i in value))):
+        raise ConfigError(f"{name} must be None, a count, a list of device indices or a string such as 'auto', "
+                          f'got {value!r}')
+
+
+def _precision(name: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, str))):
+        raise ConfigError(f"{name} must be None or a Lightning precision ('32-true', 'bf16-mixed', '16-mixed', 64, "
+                          f'...), got {value!r}')
 
 
 def _callbacks(name: str, value: Any) -> None:
@@ -148,7 +198,8 @@ TRAINER_OPTIONS: dict[str, Option] = {
     'loss_function': Option('CrossEntropyLoss', 'a loss class in torch.nn', _rule(loss_name)),
     'optim_function': Option('Adam', 'an optimizer class in torch.optim', _rule(optimizer_name)),
     'checkpoint_dir': Option('checkpoint', 'folder for checkpoints, history and TensorBoard logs', _checkpoint_dir),
-    'checkpoint_name': Option('ck', 'prefix of checkpoint and history file names', _checkpoint_name),
+    'checkpoint_name': Option('ck', 'prefix of checkpoint and history file names (None: the original kept it and '
+                              'wrote no file named after it; train() refuses it where one would be)', _checkpoint_name),
     'save_hist': Option(True, 'write the history file at the end of every epoch', _rule(flag)),
     'verbose': Option(True, "False/0: silent; True/1: INFO messages and, on a terminal, the progress bar; "
                       "2: also Lightning's banner, tips, model summary and warnings", _rule(verbosity_problem)),
@@ -184,12 +235,12 @@ TRAINER_OPTIONS: dict[str, Option] = {
 }
 
 LIGHTNING_OPTIONS: dict[str, Option] = {
-    'accelerator': Option(None, "Lightning accelerator ('cpu', 'gpu', 'auto'); None: from device_id"),
-    'devices': Option(None, 'Lightning devices (count, list or "auto"); None: from device_id'),
+    'accelerator': Option(None, "Lightning accelerator ('cpu', 'gpu', 'auto'); None: from device_id", _accelerator),
+    'devices': Option(None, 'Lightning devices (count, list or "auto"); None: from device_id', _devices),
     'strategy': Option('auto', "Lightning strategy ('ddp', ...); 'fsdp' is refused (docs/cluster.md)", _strategy),
     'num_nodes': Option(1, 'machines in the run (torchrun --nnodes, SLURM --nodes); devices is per machine '
                         '(docs/cluster.md)', _rule(positive_int)),
-    'precision': Option(None, "Lightning precision ('bf16-mixed', '16-mixed', ...)"),
+    'precision': Option(None, "Lightning precision ('bf16-mixed', '16-mixed', ...)", _precision),
     'callbacks': Option(None, 'a list of lightning.Callback', _callbacks),
     'logger': Option(True, 'True: a TensorBoardLogger under checkpoint_dir; False: none; or a Lightning logger',
                      _logger),

@@ -29,7 +29,7 @@ from compat.codec.trainer_files import (
 from compat.devices import torch_device
 from compat.distributed import is_rank_zero
 from compat.errors import ConfigError
-from compat.logs import get_logger, say
+from compat.logs import get_logger
 from compat.loop import session
 from compat.loop.bookkeeping import before_checkpoint, latest_accuracy
 from compat.loop.bridge import STAGE_METHODS
@@ -48,6 +48,7 @@ from compat.state.run_state import RunState
 from lernomatic.models.common import LernomaticModel
 from lernomatic.train.history_reads import HistoryReads
 from lernomatic.train.options import TRAINER_PARAM_KEYS, check_model_argument, check_option, resolve_options
+from lernomatic.train.run_checks import check_before_run
 
 __all__ = ['Trainer']
 
@@ -160,10 +161,12 @@ class Trainer(HistoryReads):
         if self.cur_epoch >= self.num_epochs:
             return
         self._check_ready_to_train()
-        check_first_batch(self, self._hand_written_stages())
         if self.save_every == -1:
             self._resolve_save_every()
-        session.fit_epochs(self, self._hand_written_stages())
+        hand_written = self._hand_written_stages()
+        check_before_run(self, hand_written)
+        check_first_batch(self, hand_written)
+        session.fit_epochs(self, hand_written)
 
     def _hand_written_stages(self) -> frozenset[str]:
         """The stages whose epoch method a subclass overrides: those run as coroutines fed by Lightning."""
@@ -291,8 +294,7 @@ class Trainer(HistoryReads):
         if not is_rank_zero():
             return
         record = history_record(self)
-        # said once an epoch; the writes that keep it as new as each checkpoint are not news
-        say(log, self.verbose and not self._run_state.quiet_history, 'Saving history to %s', fname)
+        log.debug('Saving history to %s', fname)  # announced by the run that decides to write it, not here
         write_history(fname, record)
 
     def load_history(self, fname: str, trusted: bool = False) -> None:
@@ -331,7 +333,9 @@ class Trainer(HistoryReads):
         if self.model is None:
             raise ConfigError(f'{self!r} has no model to save')
         before_checkpoint(self)
-        say(log, self.verbose, 'Saving checkpoint (epoch %d) to %s', self.cur_epoch, fname)
+        # announced by the run that decides to write it (compat.loop.bookkeeping), not here: a hand-written loop
+        # that calls save_checkpoint says so itself, as the original's loops did
+        log.debug('Saving checkpoint to %s', fname)
         save_trainer_checkpoint(self, fname)
 
     def load_checkpoint(self, fname: str, trusted: bool = False, restore_rng: bool = True,
