@@ -15,7 +15,6 @@ from conftest import ADAM_STATE_TOLERANCE, WEIGHT_TOLERANCE
 from helpers import original_style_load, signature, state_dicts_equal
 
 
-
 @pytest.fixture
 def original_checkpoint(original_dir):
     return torch.load(original_dir / 'mlp_trainer_ck.pkl')

@@ -209,7 +209,7 @@ class ValidatesElsewhere(LegacyClassifierTrainer):
 
 class ValidatesOneBatch(LegacyClassifierTrainer):
     def val_epoch(self) -> None:
-        for data, labels in self.val_loader:
+        for _, labels in self.val_loader:
             self.events.append(f'val:{len(labels)}')
             break
         self.events.append('val:end')

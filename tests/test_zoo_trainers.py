@@ -12,11 +12,10 @@ import logging
 import numpy as np
 import pytest
 import torch
+from zoo_trainers import MNISTStyleTrainer, RMSpropStyleTrainer, original_save_checkpoint  # noqa: I001
 
 from compat.errors import CheckpointError
 from lernomatic.train.trainer import Trainer
-
-from zoo_trainers import MNISTStyleTrainer, RMSpropStyleTrainer, original_save_checkpoint  # noqa: I001
 
 
 @pytest.fixture

@@ -371,9 +371,9 @@ class Trainer(HistoryReads):
             self._send_to_device()
             optimizer_state_to(self._require_optimizer(), self.device)
             if restore_rng and loaded.point.rng_state is not None:
-                self._resume_from(loaded.point, fname)
+                self._resume_from(loaded.point, loaded.point.rng_state, fname)
 
-    def _resume_from(self, point: ResumePoint, fname: str) -> None:
+    def _resume_from(self, point: ResumePoint, generators: dict[str, Any], fname: str) -> None:
         """Continue the saved run exactly, where this trainer can (same data, a run long enough).
 
         A checkpoint loaded into a trainer with other data or a shorter run is loaded as the original
@@ -385,7 +385,7 @@ class Trainer(HistoryReads):
                         'random generators are not restored', fname, *misfit)
             return
         # all generators or none: building the model above drew from the generator
-        restore_rng_state(point.rng_state)
+        restore_rng_state(generators)
         align_with_resume_point(self, point)
         self._run_state.resume = point
 

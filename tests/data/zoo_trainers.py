@@ -16,7 +16,7 @@ from lernomatic.train import trainer
 class MNISTStyleTrainer(trainer.Trainer):
     def __init__(self, model=None, **kwargs):
         self.data_dir = kwargs.pop('data_dir', 'data/')
-        super(MNISTStyleTrainer, self).__init__(model, **kwargs)
+        super(MNISTStyleTrainer, self).__init__(model, **kwargs)  # noqa: UP008 - the zoo's own spelling
         self.criterion = nn.CrossEntropyLoss()
 
     def __repr__(self):
