@@ -280,3 +280,19 @@ def test_a_loop_that_announces_its_own_saves_is_not_echoed(make_trainer, trainer
         assert printed.count(history) == 2 and history not in logged
     else:  # the run's own history write at each epoch's end: announced by the run, once an epoch
         assert logged.count(history) == 2 and history not in printed
+
+
+class SeesItsOptimizer(LegacyClassifierTrainer):
+    def train_epoch(self) -> None:
+        self.seen_optimizer = self.optimizer
+        super().train_epoch()
+
+
+def test_the_routed_optimizer_is_the_users_own_underneath(make_trainer):
+    trainer = make_trainer(SeesItsOptimizer, num_epochs=1)
+    own = trainer.optimizer
+    trainer.train()
+    routed = trainer.seen_optimizer
+    assert routed is not own and isinstance(routed, torch.optim.Adam)  # old isinstance checks hold
+    assert routed.optimizer is own  # public, as Lightning's LightningOptimizer.optimizer
+    assert trainer.optimizer is own  # given back after train()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +23,7 @@ from compat.codec.rng import RngStateError, check_rng_state
 from compat.errors import CheckpointError
 from compat.logs import get_logger
 from compat.state.histories import declared_histories
-from compat.state.run_state import PHASES
+from compat.state.run_state import PHASES, ResumePoint
 from compat.text import short_repr
 
 if TYPE_CHECKING:
@@ -34,19 +33,6 @@ __all__ = ['PHASES', 'ResumePoint', 'resume_record', 'read_resume_point', 'resum
            'check_resume_point_fits', 'align_with_resume_point']
 
 log = get_logger('resume')
-
-
-@dataclass(frozen=True)
-class ResumePoint:
-    """A checkpoint's run position, checked: what a resumed run must replay, skip and restore."""
-
-    phase: str
-    epoch: int
-    batches_done: int
-    counters: dict[str, int] = field(default_factory=dict)
-    best_acc: float = 0.0
-    epoch_rng_state: dict[str, Any] | None = None
-    rng_state: dict[str, Any] | None = None
 
 
 def resume_record(position: RunPosition, epoch: int, counters: Mapping[str, int], best_acc: float) -> dict[str, Any]:

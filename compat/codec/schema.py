@@ -33,6 +33,7 @@ from compat.codec.validators import (
     optimizer_name,
     positive_int,
 )
+from compat.state.histories import HISTORY_ARRAYS, HISTORY_COUNTERS
 
 __all__ = ['CHECKPOINT_KEYS', 'OPTIONAL_CHECKPOINT_KEYS', 'MODEL_KEYS', 'OPTIONAL_MODEL_KEYS', 'TRAINER_PARAMS',
            'TRAINER_PARAM_KEYS', 'HISTORY_COUNTERS', 'HISTORY_ARRAYS', 'HISTORY_KEYS', 'LIGHTNING_CKPT_MARKERS',
@@ -76,7 +77,5 @@ def is_lightning_checkpoint(data: Any) -> bool:
     return isinstance(data, Mapping) and all(key in data for key in LIGHTNING_CKPT_MARKERS)
 
 
-# ---- history file
-HISTORY_COUNTERS = ('loss_iter', 'val_loss_iter', 'acc_iter', 'cur_epoch', 'iter_per_epoch')
-HISTORY_ARRAYS = ('loss_history', 'val_loss_history', 'acc_history')
+# ---- history file (its keys are the declared histories': compat.state.histories)
 HISTORY_KEYS = HISTORY_COUNTERS + HISTORY_ARRAYS

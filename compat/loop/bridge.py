@@ -188,7 +188,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
             setattr(self.legacy, _STAGE_LOADERS[stage], self._loaders[stage])
         for name, routed in self._routed.items():
             if getattr(self.legacy, name, None) is routed:
-                setattr(self.legacy, name, routed._routed_from)
+                setattr(self.legacy, name, routed.optimizer)
         self._routed = {}
         if self.data_parallel is not None:
             self.data_parallel.detach()

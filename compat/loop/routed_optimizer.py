@@ -24,10 +24,15 @@ class RoutedOptimizer:
         self._routed_from = optimizer
         self._on_step = on_step
 
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The user's own optimizer this one routes (as Lightning's `LightningOptimizer.optimizer`)."""
+        return self._routed_from
+
     def step(self, closure: Any = None, **kwargs: Any) -> Any:
         return self._on_step(self._routed_from, closure, kwargs)
 
 
 def unwrap_optimizer(optimizer: Any) -> Any:
     """The user's own optimizer behind a RoutedOptimizer (or the object itself)."""
-    return getattr(optimizer, '_routed_from', optimizer)
+    return optimizer.optimizer if isinstance(optimizer, RoutedOptimizer) else optimizer

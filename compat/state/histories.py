@@ -16,11 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from compat.codec.schema import HISTORY_ARRAYS, HISTORY_COUNTERS
 from compat.state.device_buffer import BufferedHistory
 
-__all__ = ['History', 'TRAINER_HISTORIES', 'declared_histories', 'install_history_attributes', 'init_histories',
-           'history_record', 'history_names', 'counter_names', 'resize_histories', 'filled', 'allocate']
+__all__ = ['HISTORY_COUNTERS', 'HISTORY_ARRAYS', 'History', 'TRAINER_HISTORIES', 'declared_histories',
+           'install_history_attributes', 'init_histories', 'history_record', 'history_names', 'counter_names',
+           'resize_histories', 'filled', 'allocate']
+
+# The base Trainer's history file, in the original's order: its counters, then its arrays (a subclass's
+# own `*_history` arrays and `*_iter` counters follow). The file format (`compat.codec.schema`) reads them here.
+HISTORY_COUNTERS = ('loss_iter', 'val_loss_iter', 'acc_iter', 'cur_epoch', 'iter_per_epoch')
+HISTORY_ARRAYS = ('loss_history', 'val_loss_history', 'acc_history')
 
 
 @dataclass(frozen=True)

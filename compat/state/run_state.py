@@ -7,12 +7,9 @@ loaders read and write its fields. Nothing else is stored on the user's trainer 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from compat.codec.resume import ResumePoint
-
-__all__ = ['RunState', 'RunPosition']
+__all__ = ['RunState', 'RunPosition', 'ResumePoint', 'PHASES']
 
 # 'idle': not inside an epoch; 'train': inside the training batches of `epoch`; 'validated': the
 # epoch's training and validation are done, its end (history, stop rules, cur_epoch += 1) is not.
@@ -27,6 +24,19 @@ class RunPosition:
     epoch: int = 0
     batches_done: int = 0
     epoch_rng_state: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """A checkpoint's run position, checked: what a resumed run must replay, skip and restore."""
+
+    phase: str
+    epoch: int
+    batches_done: int
+    counters: dict[str, int] = field(default_factory=dict)
+    best_acc: float = 0.0
+    epoch_rng_state: dict[str, Any] | None = None
+    rng_state: dict[str, Any] | None = None
 
 
 @dataclass
