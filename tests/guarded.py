@@ -31,6 +31,7 @@ from compat.errors import CheckpointError
 from lernomatic.infer.inferrer import Inferrer
 from lernomatic.train.trainer import Trainer
 import lernomatic.cli as cli
+import fixture_data
 import fixture_nets
 real_load, reached = torch.load, []
 def recording_load(*args, **kwargs):
@@ -45,6 +46,14 @@ try:
         Trainer(None, verbose=False).load_checkpoint(path)
     elif mode == 'history':
         Trainer(None, verbose=False).load_history(path)
+    elif mode.startswith('trainer-'):  # the fixture's trainer, with loaders: a file's epochs size its histories
+        trainer = Trainer(fixture_nets.MLPModel(), num_epochs=3, batch_size=20,
+                          train_dataset=fixture_data.make(200, 11), val_dataset=fixture_data.make(60, 12),
+                          save_every=0, print_every=1000, verbose=False,
+                          checkpoint_dir='checkpoint')
+        (trainer.load_checkpoint if mode == 'trainer-checkpoint' else trainer.load_history)(path)
+        trainer.save_history('history_after.pkl')  # the next save pays for what the load allowed
+        result['history_lengths'] = [len(trainer.loss_history), len(trainer.val_loss_history)]
     elif mode == 'inferrer':
         Inferrer(None).load_model(path)
     elif mode == 'plot':
@@ -69,7 +78,10 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def guarded_load(mode: str, path: Path, run_dir: Path, bound: int = MEMORY_BOUND) -> dict[str, Any]:
-    """Load `path` (`mode`: checkpoint, history, inferrer, plot) in a child under the guards; what happened.
+    """Load `path` in a child under the guards; what happened.
+
+    `mode`: checkpoint, history (an empty Trainer), trainer-checkpoint, trainer-history (the fixture's
+    trainer, then save_history), inferrer, plot.
 
     Raises AssertionError when the child ran past `TIME_BOUND` or died.
     """

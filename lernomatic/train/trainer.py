@@ -15,7 +15,7 @@ import torch
 from compat.codec.checkpoint import (
     optimizer_state_to,
 )
-from compat.codec.history_file import write_history
+from compat.codec.history_file import check_history_room, write_history
 from compat.codec.optimizer_state import check_behaviour_flags
 from compat.codec.resume import align_with_resume_point, check_resume_point_fits
 from compat.codec.rng import restore_rng_state
@@ -157,7 +157,10 @@ class Trainer(HistoryReads):
 
     def train(self) -> None:
         """Train from `cur_epoch` to `num_epochs`: per epoch train, validate, test, save history, check stops."""
-        if self.cur_epoch >= self.num_epochs:
+        if self.cur_epoch >= self.num_epochs:  # the original trained nothing here too, but silently
+            log.warning('%r: nothing to train: cur_epoch is %d and num_epochs %d (a finished run was loaded?); '
+                        'call set_num_epochs(n) with n > %d to train further', self, self.cur_epoch,
+                        self.num_epochs, self.cur_epoch)
             return
         self._check_ready_to_train()
         check_first_batch(self, self._hand_written_stages())
@@ -353,6 +356,7 @@ class Trainer(HistoryReads):
             loaded = read_trainer_checkpoint(self, fname, LernomaticModel, trusted, trusted_modules)
             epochs_before = self.num_epochs
             self.set_trainer_params(loaded.data['trainer_params'])
+            check_history_room(self, fname)  # with this trainer's loaders, before any history grows
             if self.num_epochs > epochs_before:  # the file's run is longer: room for its epochs' values
                 resize_histories(self, epochs_before, self.num_epochs, self._init_history)
             check_loaders_have_batches(self)
