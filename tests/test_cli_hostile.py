@@ -126,12 +126,12 @@ def test_inspect_bounds_huge_values(tmp_path):
     huge = tmp_path / 'huge.pkl'
     expanded = torch.arange(3.0)[:1].expand(10**12)  # 10**12 elements over one stored value
     torch.save({'text': 'x' * 10**7, 'number': 10**600, 'wide': list(range(10**6)),
-                'many': dict.fromkeys(range(10**5)), 'expanded': expanded, ('tuple', 'key'): 1,
-                'tiny': np.float32(0.5)}, huge)
+                'many': dict.fromkeys(range(10**5)), 'expanded': expanded,
+                'tiny': np.float32(0.5)}, huge)  # no tuple key: the pre-scan refuses those (test_torch_layout)
     run = lernomatic('inspect', huge, '--show-data', timeout=HANG)
     lines = run.stdout.splitlines()
     assert max(map(len, lines)) < 300 and len(lines) < 70 and run.stderr == ''
-    assert "    'number': int = <1994-bit integer>" in lines and "    ('tuple', 'key'): int = 1" in lines
+    assert "    'number': int = <1994-bit integer>" in lines
     assert "'text': str = 'xxxxxxxxxx" in run.stdout and '... (10000000 characters)' in run.stdout
     assert "    'wide': list (1000000 items) = [0, 1, 2, 3, 4, 5, 6, 7, ...]" in lines
     assert "'expanded': Tensor float32 (1000000000000,) on cpu = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]" in run.stdout

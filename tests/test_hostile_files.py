@@ -197,10 +197,10 @@ def test_trusted_module_from_the_environment(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('field, value, pattern', [
     ('learning_rate', 'x', r"\['trainer_params'\]\['learning_rate'\]: 'x' must be a finite number"),
-    ('num_epochs', -1, r"\['num_epochs'\]: -1 must be a positive integer"),
+    ('num_epochs', -1, r"\['num_epochs'\]: -1 must be an integer from 1 to 1,000,000"),
     ('loss_function', 'Linear', r"\['loss_function'\]: 'Linear' loss_function='Linear' is not a loss class"),
     ('optim_function', 'Optimizer', r"\['optim_function'\].*is not an optimizer"),
-    ('cur_epoch', 1e20, r"\['cur_epoch'\]: 1e\+20 must be an integer >= 0"),
+    ('cur_epoch', 1e20, r"\['cur_epoch'\]: 1e\+20 must be an integer from 0 to 1,000,000"),
     ('shuffle', 'yes', r"\['shuffle'\]: 'yes' must be True or False"),
 ])
 def test_bad_trainer_params_are_refused_and_change_nothing(make_trainer, tmp_path, field, value, pattern):

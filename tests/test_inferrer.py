@@ -172,3 +172,79 @@ def test_load_lightning_checkpoint(fixture_nets, fixture_data, tmp_path):
     x = torch.randn(3, 12)
     with torch.no_grad():
         assert torch.equal(inferrer.forward(x), module.net(x))
+
+
+# ---- issue 24, finding 9: every refusal a CheckpointError naming the file, the inferrer's model kept
+def _lightning_shaped(**changes):
+    original = torch.load(ORIGINAL / 'mlp_trainer_ck.pkl')
+    meta = original['model']
+    ckpt = {'state_dict': {f'net.{key}': value for key, value in meta['model_state_dict'].items()},
+            'pytorch-lightning_version': '2.0', 'optimizer_states': [original['optim']],
+            'lernomatic_model': {key: value for key, value in meta.items() if key != 'model_state_dict'}}
+    ckpt.update(changes)
+    return ckpt
+
+
+ODD_CKPTS = {
+    'epoch-str': {'epoch': 'x'}, 'epoch-list': {'epoch': [1]}, 'epoch-nan': {'epoch': float('nan')},
+    'epoch-inf': {'epoch': float('inf')}, 'epoch-tensor': {'epoch': torch.zeros(3)},
+    'loops-tensor': {'loops': torch.zeros(3)}, 'optimizer-states-tensor': {'optimizer_states': torch.zeros(3)},
+}
+
+ATTRIBUTE_READING_WRAPPER = '''
+import torch.nn as nn
+from lernomatic.models import common
+
+
+class Net(nn.Module):
+    def __init__(self, width=4):
+        super().__init__()
+        self.fc = nn.Linear(width, 2)
+
+
+class OldStyleModel(common.LernomaticModel):
+    """Like the original's zoo wrappers: set_params reads the file's fields its own way."""
+
+    def __init__(self, **kwargs):
+        self.net = Net()
+        self.import_path = self.module_import_path = __name__
+        self.model_name, self.module_name = 'OldStyleModel', 'Net'
+
+    def set_params(self, params):
+        self.width = params['model_args'].width  # a dict has no attribute width: AttributeError
+        super().set_params(params)
+'''
+
+
+@pytest.mark.parametrize('shape', list(ODD_CKPTS))
+def test_an_odd_lightning_checkpoint_is_a_checkpoint_error(fixture_nets, tmp_path, shape):
+    path = tmp_path / f'{shape}.ckpt'
+    torch.save(_lightning_shaped(**ODD_CKPTS[shape]), path)
+    model = fixture_nets.MLPModel()
+    inferrer = Inferrer(model)
+    with pytest.raises(CheckpointError, match=path.name):
+        inferrer.load_model(str(path))
+    assert inferrer.model is model
+
+
+def test_a_wrappers_own_set_params_failing_is_a_checkpoint_error(tmp_path, monkeypatch):
+    """The AttributeError that Inferrer.load_model let out: a wrapper whose set_params reads a field as an attribute."""
+    import importlib
+    import sys
+    (tmp_path / 'old_style_nets.py').write_text(ATTRIBUTE_READING_WRAPPER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    nets = importlib.import_module('old_style_nets')
+    try:
+        wrapper = nets.OldStyleModel()
+        data = torch.load(ORIGINAL / 'mlp_trainer_ck.pkl')
+        data['model'] = {'model_state_dict': wrapper.net.state_dict(), 'model_name': 'OldStyleModel',
+                         'model_import_path': 'old_style_nets', 'module_name': 'Net',
+                         'module_import_path': 'old_style_nets', 'model_args': {'width': 4}}
+        path = tmp_path / 'old_style.pkl'
+        torch.save(data, path)
+        inferrer = Inferrer(None)
+        with pytest.raises(CheckpointError, match=f"{path.name}.*AttributeError.*width"):
+            inferrer.load_model(str(path))
+        assert inferrer.model is None
+    finally:
+        sys.modules.pop('old_style_nets', None)

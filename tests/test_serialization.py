@@ -171,6 +171,22 @@ def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['other.pkl']
 
 
+@pytest.mark.parametrize('pid', ['99999999999999999999', '9' * 200, '0', '4194305'])
+def test_a_planted_temporary_name_neither_breaks_a_save_nor_is_removed(tmp_path, make_trainer, pid):
+    """A name in the folder that looks like our temporaries but holds no pid of ours (issue 24, finding 6)."""
+    from compat.codec.atomic import _WRITER_TAG
+    planted = tmp_path / f'.x.{_WRITER_TAG}-{pid}-a.tmp'
+    planted.write_bytes(b'someone else\'s')
+    atomic_save({'a': 1}, tmp_path / 'ck.pkl')  # raised OverflowError ("signed integer is greater than maximum")
+    assert safe_load(tmp_path / 'ck.pkl') == {'a': 1}
+    trainer = make_trainer(checkpoint_dir=str(tmp_path))
+    trainer.save_checkpoint(str(tmp_path / 'trainer.pkl'))
+    trainer.save_history(str(tmp_path / 'history.pkl'))
+    assert planted.read_bytes() == b'someone else\'s'  # not ours to remove
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([planted.name, 'ck.pkl', 'trainer.pkl',
+                                                                 'history.pkl'])
+
+
 def test_a_full_disk_is_named_and_the_previous_file_survives(tmp_path):
     """On a real, tiny file system (a tmpfs in a private mount namespace) or, where no namespace can be
     made, under a file-size limit: the error names the file and the cause, the old file is intact."""

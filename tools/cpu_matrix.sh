@@ -1,34 +1,43 @@
 #!/usr/bin/env bash
-# The CPU suite (the tox 'cpu' and 'ddp-cpu' selections) under each ATEN_CPU_CAPABILITY this CPU has,
-# side by side, with the fixture drift of each: for a machine without tox or network (the device
-# tool's GPU machine, whose CPU differs from CI's). Results go to $OUT (default: ./cpu-matrix).
-# Usage: tools/cpu_matrix.sh [capability ...]   (default: default avx2, and avx512 where the CPU has it)
+# The CPU suite under several ATEN_CPU_CAPABILITY values side by side, with the fixture drift of each:
+# for a machine without tox or network (the device tool's GPU machine, whose CPU differs from CI's).
+# FULL: capabilities that run the whole 'cpu' selection (default: default); SUBSET: capabilities
+# that run the files whose numbers depend on the CPU (SUBSET_FILES); the 'ddp-cpu' selection runs
+# once. XDIST=N spreads each run over N workers (pytest-xdist from .whl/run). Results go to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-cpu-matrix}
+FULL=${FULL:-default}
+SUBSET=${SUBSET:-avx2 $(grep -q avx512f /proc/cpuinfo && echo avx512)}
+SUBSET_FILES=${SUBSET_FILES:-tests/test_trainer.py tests/test_checkpoint.py tests/test_history.py tests/test_resume.py
+  tests/test_legacy_loops.py tests/test_zoo_trainers.py tests/test_lr_finder.py tests/test_lr_finder_epochs.py
+  tests/test_schedule.py tests/test_step_modes.py tests/test_hostile_state.py tests/test_device_data.py
+  tests/test_adapter.py tests/test_inferrer.py tests/test_models_common.py}
+XDIST=${XDIST:-0}
 mkdir -p "$OUT"
 SITE=/tmp/cpu-matrix-site
-if ls .whl/run/*.whl >/dev/null 2>&1; then  # wheels the offline machine lacks (greenlet)
+if ls .whl/run/*.whl >/dev/null 2>&1; then  # wheels the offline machine lacks (greenlet, pytest-xdist)
   python3 -m pip install -q --no-index --no-deps --target $SITE .whl/run/*.whl
 fi
 # the project itself, for its console script, distribution metadata and pytest plugin; the tree stays first
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --target $SITE . >/dev/null
 export PYTHONPATH=$PWD:$SITE PATH=$SITE/bin:$PATH
-caps=("$@")
-if [ ${#caps[@]} -eq 0 ]; then
-  caps=(default avx2)
-  grep -q avx512f /proc/cpuinfo && caps+=(avx512)
-fi
 grep -m1 'model name' /proc/cpuinfo | tee "$OUT/cpu.txt"
+grep -o 'avx512[a-z]*' /proc/cpuinfo | sort -u | tr '\n' ' ' | tee -a "$OUT/cpu.txt"; echo | tee -a "$OUT/cpu.txt"
 python3 -c 'import torch; print("torch", torch.__version__)' | tee -a "$OUT/cpu.txt"
-threads=$(( $(nproc) / (${#caps[@]} + 1) )); [ "$threads" -lt 1 ] && threads=1
-export OMP_NUM_THREADS=$threads LERNOMATIC_TEST_DEVICE=cpu CUDA_VISIBLE_DEVICES=
-for cap in "${caps[@]}"; do
-  ATEN_CPU_CAPABILITY=$cap python3 tools/fixture_drift.py > "$OUT/drift_$cap.json" 2>&1
-  ( ATEN_CPU_CAPABILITY=$cap python3 -m pytest -q -p no:cacheprovider -m "not ddp and not slow" \
-      --basetemp="/tmp/cpu-matrix-$cap" > "$OUT/cpu_$cap.log" 2>&1; echo "exit $?" >> "$OUT/cpu_$cap.log" ) &
+export OMP_NUM_THREADS=1 LERNOMATIC_TEST_DEVICE=cpu CUDA_VISIBLE_DEVICES=
+workers=(); [ "$XDIST" -gt 0 ] && workers=(-n "$XDIST")
+run() {  # capability, log name, pytest arguments...
+  local cap=$1 name=$2; shift 2
+  ( ATEN_CPU_CAPABILITY=$cap python3 -m pytest -q -p no:cacheprovider -rfE "$@" > "$OUT/$name.log" 2>&1
+    echo "exit $?" >> "$OUT/$name.log" ) &
+}
+for cap in $FULL $SUBSET; do ATEN_CPU_CAPABILITY=$cap python3 tools/fixture_drift.py > "$OUT/drift_$cap.json" 2>&1; done
+for cap in $FULL; do run "$cap" "cpu_$cap" "${workers[@]}" -m "not ddp and not slow" --basetemp="/tmp/cm-$cap"; done
+for cap in $SUBSET; do
+  # shellcheck disable=SC2086
+  run "$cap" "subset_$cap" "${workers[@]}" -m "not ddp and not slow" --basetemp="/tmp/cm-sub-$cap" $SUBSET_FILES
 done
-( python3 -m pytest -q -p no:cacheprovider -m ddp --basetemp=/tmp/cpu-matrix-ddp > "$OUT/ddp_default.log" 2>&1
-  echo "exit $?" >> "$OUT/ddp_default.log" ) &
+run default ddp_default -m "ddp and not slow" --basetemp=/tmp/cm-ddp
 wait
-for log in "$OUT"/*.log; do echo "$log: $(grep -E '(passed|failed)' "$log" | tail -1) $(tail -1 "$log")"; done
+for log in "$OUT"/*.log; do echo "$(basename "$log"): $(grep -E '[0-9]+ (passed|failed)' "$log" | tail -1) ($(tail -1 "$log"))"; done

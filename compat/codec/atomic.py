@@ -84,6 +84,7 @@ def _process_space() -> str:
 # dead processes left (a SIGKILL mid-save), never a live writer's, nor another host's or container's.
 _WRITER_TAG = _process_space()
 _TEMPORARY = re.compile(r'\..+\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[^.]+\.tmp')
+_PID_MAX = 2 ** 22  # Linux's PID_MAX_LIMIT: a larger "pid" is a name someone else chose, never one of ours
 
 
 def _remove_stale_temporaries(folder: Path) -> None:
@@ -95,7 +96,9 @@ def _remove_stale_temporaries(folder: Path) -> None:
         match = _TEMPORARY.fullmatch(name)
         if match is None or match['host'] != _WRITER_TAG:
             continue
-        pid = int(match['pid'])
+        pid = int(match['pid']) if len(match['pid']) <= 7 else _PID_MAX + 1  # no int() of a 10,000-digit name
+        if not 0 < pid <= _PID_MAX:
+            continue  # not a name a save wrote: left alone, and no reason to fail this save
         if pid != os.getpid() and not _alive(pid):
             with contextlib.suppress(OSError):
                 (folder / name).unlink()
@@ -107,8 +110,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True  # someone else's live process
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's live process, or no pid we can ask about: never removed
     return True
 
 

@@ -17,7 +17,13 @@ import torch
 from compat.codec.atomic import atomic_save
 from compat.codec.model_import import check_model_params
 from compat.codec.safe_load import safe_load
-from compat.codec.schema import CHECKPOINT_KEYS, HISTORY_KEYS, TRAINER_PARAMS, is_lightning_checkpoint
+from compat.codec.schema import (
+    CHECKPOINT_KEYS,
+    HISTORY_KEYS,
+    MAX_HISTORY_LENGTH,
+    TRAINER_PARAMS,
+    is_lightning_checkpoint,
+)
 from compat.codec.trust import current_policy
 from compat.errors import CheckpointError
 from compat.text import short_repr
@@ -91,6 +97,11 @@ def check_trainer_params(params: Any, fname: Any, field: str = "['trainer_params
         reason = check(params[key]) if key in params else None
         if reason:
             raise field_error(fname, f'{field}[{key!r}]', f'{short_repr(params[key])} {reason}')
+    # iter_per_epoch is len(train_loader) / num_epochs (the original's sum), so their product is one history's length
+    if 'num_epochs' in params and 'iter_per_epoch' in params \
+            and params['num_epochs'] * params['iter_per_epoch'] > MAX_HISTORY_LENGTH:
+        raise field_error(fname, f"{field}['iter_per_epoch']", f"{params['iter_per_epoch']:,} times num_epochs "
+                          f"{params['num_epochs']:,} is more than {MAX_HISTORY_LENGTH:,} iterations: no run wrote it")
     return dict(params)
 
 

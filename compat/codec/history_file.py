@@ -16,24 +16,24 @@ import numpy as np
 from compat.codec.atomic import atomic_save
 from compat.codec.checkpoint import describe_contents
 from compat.codec.safe_load import safe_load
-from compat.codec.schema import HISTORY_KEYS
+from compat.codec.schema import HISTORY_KEYS, MAX_EPOCHS, MAX_HISTORY_LENGTH
 from compat.errors import CheckpointError
-from compat.state.histories import declared_histories
+from compat.state.histories import TRAINER_HISTORIES, declared_histories
 from compat.text import short_repr
 
-__all__ = ['HistoryFileError', 'checked_history_values', 'write_history', 'read_history', 'MAX_COUNTER']
+__all__ = ['HistoryFileError', 'checked_history_values', 'write_history', 'read_history', 'check_history_room']
 
-_EPOCH_COUNTERS = ('cur_epoch', 'iter_per_epoch')
-MAX_COUNTER = 10 ** 12
+# each counter a history file holds, with its largest value (docs/formats.md, "Bounds")
+_EPOCH_COUNTERS = {'cur_epoch': MAX_EPOCHS, 'iter_per_epoch': MAX_HISTORY_LENGTH}
 
 
 class HistoryFileError(ValueError):
     """A history file value that is not what its key declares: the message names the key."""
 
 
-def _is_count(value: Any) -> bool:
+def _is_count(value: Any, maximum: int) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) \
-        and bool(0 <= value <= MAX_COUNTER)
+        and bool(0 <= value <= maximum)
 
 
 def _checked_array(key: str, value: Any, current: Any) -> np.ndarray | None:
@@ -42,6 +42,8 @@ def _checked_array(key: str, value: Any, current: Any) -> np.ndarray | None:
     if not isinstance(value, np.ndarray) or value.dtype.kind not in 'biuf' or value.ndim < 1:
         raise HistoryFileError(f'{short_repr(key)} must be a numeric numpy array or None, got {type(value).__name__} '
                                f'{getattr(value, "dtype", "")}'.rstrip())
+    if len(value) > MAX_HISTORY_LENGTH:
+        raise HistoryFileError(f'{short_repr(key)} holds {len(value):,} values, more than {MAX_HISTORY_LENGTH:,}')
     if isinstance(current, np.ndarray) and (value.ndim != current.ndim or value.shape[1:] != current.shape[1:]):
         raise HistoryFileError(f'{short_repr(key)} has shape {value.shape}, this trainer keeps {current.shape}')
     # an own, writable copy in the trainer's float dtype: an int or bool history would slip past the NaN checks
@@ -56,15 +58,15 @@ def checked_history_values(obj: Any, data: dict[str, Any]) -> tuple[dict[str, An
     None) shaped like the trainer's own. Nothing is set here: the caller applies all or nothing.
     """
     declared = declared_histories(obj)
-    counters = {counter for counter in declared.values() if counter} | set(_EPOCH_COUNTERS)
+    counters = {counter: MAX_HISTORY_LENGTH for counter in declared.values() if counter} | _EPOCH_COUNTERS
     values: dict[str, Any] = {}
     unknown: list[Any] = []
     for key, value in data.items():
         if key in declared:
             values[key] = _checked_array(key, value, vars(obj).get(key))
         elif key in counters:
-            if not _is_count(value):
-                raise HistoryFileError(f'{short_repr(key)} must be an integer from 0 to {MAX_COUNTER}, '
+            if not _is_count(value, counters[key]):
+                raise HistoryFileError(f'{short_repr(key)} must be an integer from 0 to {counters[key]:,}, '
                                        f'got {short_repr(value)}')
             values[key] = int(value)
         else:
@@ -77,6 +79,27 @@ def checked_history_values(obj: Any, data: dict[str, Any]) -> tuple[dict[str, An
         if count and array is not None and count > len(array):  # None: the counter indexes other arrays (a GAN's)
             raise HistoryFileError(f'{counter!r} is {count} but {name!r} holds {len(array)} values')
     return values, unknown
+
+
+def check_history_room(obj: Any, fname: Any, field: str = "['trainer_params']['num_epochs']") -> None:
+    """Refuse a loaded epoch count that would make a history of `obj` longer than MAX_HISTORY_LENGTH.
+
+    The length is the trainer's own loader's batches times the file's `num_epochs` (set on `obj`
+    already, to be undone by the caller): 18 KB asking for 10**7 epochs would otherwise take
+    gigabytes at load and more at the next `save_history`. Arrays the trainer already holds longer
+    (its own choice) are never refused.
+    """
+    for history in getattr(type(obj), 'HISTORIES', TRAINER_HISTORIES):
+        loader = getattr(obj, history.loader, None)
+        if loader is None:
+            continue
+        length = len(loader) * obj.num_epochs
+        own = vars(obj).get(history.name)
+        if length > max(MAX_HISTORY_LENGTH, len(own) if isinstance(own, np.ndarray) else 0):
+            raise CheckpointError(f'{fname}: {field}: {obj.num_epochs:,} epochs of {len(loader):,} batches would make '
+                                  f'{history.name} {length:,} values long, more than {MAX_HISTORY_LENGTH:,} '
+                                  f'({MAX_HISTORY_LENGTH * 8 // 2 ** 20} MiB); a file may not choose that. To train '
+                                  'that long, load it and call set_num_epochs()')
 
 
 def write_history(fname: str | os.PathLike, record: dict[str, Any]) -> None:

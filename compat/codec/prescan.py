@@ -9,9 +9,14 @@ stack. Before `torch.load`, this walk (time linear in the file) refuses:
 - any global outside the few the Lernomatic formats use (tensors, storages, OrderedDict, numpy);
 - an object whose expanded size (every memo reference counted in full) passes `MAX_OBJECTS`;
 - nesting deeper than `MAX_DEPTH`;
-- a storage claiming more elements than the file could hold.
+- a storage claiming more elements than the file could hold;
+- a dict key other than a string, bytes, None, a bool or a 64-bit integer, and an OrderedDict built
+  from arguments: the time to build a dict is then linear too (no key is costly to hash, no two
+  keys can be made to collide).
 
-Files written by torch's old (before 1.6) non-zip format are walked too: their pickles come first.
+It walks what torch will read (`compat.codec.torch_layout`): the format is told by the first bytes,
+and in a zip every member torch may unpickle (`data.pkl` in any case). Files written by torch's old
+(before 1.6) non-zip format are walked too: their pickles come first.
 """
 
 from __future__ import annotations
@@ -20,10 +25,13 @@ import io
 import os
 import pickletools
 import re
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from compat.codec.torch_layout import LayoutError, check_zip_layout, is_torch_tar, pickle_members, starts_as_zip
 
 __all__ = ['prescan', 'PrescanError', 'MAX_OBJECTS', 'MAX_DEPTH', 'ALLOWED_GLOBALS']
 
@@ -56,6 +64,7 @@ class _Item:
     size: int  # objects in it, every memo reference counted in full
     depth: int
     value: Any = None  # strings, small ints and global names, kept for STACK_GLOBAL and storage ids
+    key: bool = False  # a string, bytes, None, bool or an integer of 64 bits: hashes in its size, never collides
 
 
 _MARK = object()
@@ -63,6 +72,12 @@ _NEW_CONTAINER = {'EMPTY_LIST', 'EMPTY_DICT', 'EMPTY_TUPLE', 'EMPTY_SET', 'LIST'
                   'TUPLE2', 'TUPLE3', 'FROZENSET'}
 _INTO_CONTAINER = {'APPEND', 'APPENDS', 'SETITEM', 'SETITEMS', 'ADDITEMS', 'BUILD'}
 _CALLS = {'REDUCE', 'NEWOBJ', 'NEWOBJ_EX', 'OBJ', 'INST'}
+# What a dict key may be. Every key in these formats is a string or an integer (optimizer state). A tuple key
+# costs its whole expansion to hash, and large integers (multiples of 2**61 - 1) or floats can all share one hash,
+# making each insertion compare with every key before it: a few KB that never finish unpickling.
+_KEY_OPCODES = {'BINUNICODE', 'SHORT_BINUNICODE', 'BINUNICODE8', 'UNICODE', 'BINSTRING', 'SHORT_BINSTRING',
+                'STRING', 'BINBYTES', 'SHORT_BINBYTES', 'BINBYTES8', 'NONE', 'NEWTRUE', 'NEWFALSE', 'BININT',
+                'BININT1', 'BININT2', 'INT', 'LONG', 'LONG1'}
 
 
 def _allowed(name: str) -> bool:
@@ -164,6 +179,11 @@ class _Walk:
         popped = self.pop(len(fixed)) + children
         if not after:
             return
+        if name in ('SETITEM', 'SETITEMS') and popped:
+            self.check_keys(popped[1::2])
+        if name == 'REDUCE' and len(popped) == 2 and popped[0].value == 'collections.OrderedDict' \
+                and popped[1].size > 1:  # torch.save calls it with () and then sets items: keys come from SETITEMS
+            raise PrescanError('an OrderedDict built from arguments: torch.save never writes one')
         if name in _INTO_CONTAINER and popped:
             container, added = popped[0], popped[1:]
             container.depth = max([container.depth] + [item.depth + 1 for item in added])
@@ -174,9 +194,16 @@ class _Walk:
         value: Any = arg if isinstance(arg, (str, int)) and not isinstance(arg, bool) else None
         if name in ('TUPLE', 'TUPLE1', 'TUPLE2', 'TUPLE3') and len(popped) <= 8:
             value = tuple(item.value for item in popped)
+        key = name in _KEY_OPCODES and (not isinstance(arg, int) or -2 ** 63 <= arg < 2 ** 63)
         self.push(_Item(1 + sum(item.size for item in popped),
                         (max((item.depth for item in popped), default=-1) + 1) if deeper else
-                        max((item.depth for item in popped), default=0), value))
+                        max((item.depth for item in popped), default=0), value, key))
+
+    @staticmethod
+    def check_keys(keys: list[_Item]) -> None:
+        if not all(key.key for key in keys):
+            raise PrescanError('a dict key that is not a string nor a 64-bit integer: no Lernomatic file has one, '
+                               'and such keys can be made to take hours to hash or to insert')
 
 
 def _walk_pickle(stream: IO[bytes], room: int) -> Any:
@@ -193,38 +220,49 @@ def _walk_pickle(stream: IO[bytes], room: int) -> Any:
         raise PrescanError(f'the file is truncated or not a torch.save file (not a readable pickle: {error})') from None
 
 
-def _scan_zip(path: Path, size: int) -> None:
-    with zipfile.ZipFile(path) as archive:
+def _scan_zip(stream: IO[bytes], size: int) -> None:
+    with zipfile.ZipFile(stream) as archive:
+        check_zip_layout(stream, archive, size)
         entries = archive.infolist()
         if any(entry.compress_type != zipfile.ZIP_STORED for entry in entries):
             raise PrescanError('a compressed zip entry: torch.save never writes one')
         if sum(entry.file_size for entry in entries) > size:
             raise PrescanError('its zip entries claim more bytes than the file has')
-        for entry in (entry for entry in entries if entry.filename.endswith('.pkl')):
-            with archive.open(entry) as stream:
-                _walk_pickle(io.BufferedReader(stream), size)  # type: ignore[type-var]  # buffered: genops reads bytewise
+        for entry in pickle_members(archive):
+            with archive.open(entry) as member:
+                _walk_pickle(io.BufferedReader(member), size)  # type: ignore[type-var]  # buffered: genops reads bytewise
+
+
+def _scan_legacy(stream: IO[bytes], size: int) -> None:
+    """torch's old format: magic, protocol, system info, the object, storage keys (then raw storages)."""
+    if _walk_pickle(stream, size) != _LEGACY_MAGIC:
+        raise PrescanError('not a torch.save file: neither a zip archive nor torch\'s old format (a plain pickle?)')
+    for _ in range(4):
+        _walk_pickle(stream, size)
 
 
 def prescan(path: str | os.PathLike) -> None:
-    """Walk `path`'s pickles before torch reads them; PrescanError says what is beyond bounds."""
+    """Walk the pickles torch will read from `path` before it reads them; PrescanError says what is beyond bounds.
+
+    The format is told as torch tells it (`compat.codec.torch_layout`): by the first bytes, never by a zip
+    found further in.
+    """
     path = Path(path)
     size = path.stat().st_size
-    try:
-        is_zip = zipfile.is_zipfile(path)
-    except zipfile.BadZipFile as error:  # an end record that is no zip's
-        raise PrescanError(f'the file is truncated or not a torch.save file (BadZipFile: {str(error)[:200]})') from None
-    if is_zip:
+    with open(path, 'rb') as stream:
         try:
-            _scan_zip(path, size)
+            if starts_as_zip(stream):
+                _scan_zip(stream, size)
+            elif is_torch_tar(stream):
+                raise PrescanError("torch's tar format (before torch 0.4): no Lernomatic file is one, and torch "
+                                   'would unpack it into a temporary folder unchecked')
+            else:
+                _scan_legacy(stream, size)
+        except PrescanError:
+            raise
+        except LayoutError as error:
+            raise PrescanError(f'the file is truncated or not a torch.save file ({error})') from None
         except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError, RuntimeError,
-                ValueError) as error:
-            if isinstance(error, PrescanError):
-                raise
+                ValueError, struct.error) as error:
             raise PrescanError(f'the file is truncated or not a torch.save file ({type(error).__name__}: '
                                f'{str(error)[:200]})') from None
-        return
-    with open(path, 'rb') as stream:  # torch's old format: magic, protocol, system info, the object, storage keys
-        if _walk_pickle(stream, size) != _LEGACY_MAGIC:
-            raise PrescanError('not a torch.save file: neither a zip archive nor torch\'s old format (a plain pickle?)')
-        for _ in range(4):
-            _walk_pickle(stream, size)

@@ -26,6 +26,7 @@ from compat.codec.validators import (
     Check,
     flag,
     int_at_least,
+    int_in,
     loss_name,
     non_negative_int,
     non_negative_number,
@@ -37,7 +38,8 @@ from compat.state.histories import HISTORY_ARRAYS, HISTORY_COUNTERS
 
 __all__ = ['CHECKPOINT_KEYS', 'OPTIONAL_CHECKPOINT_KEYS', 'MODEL_KEYS', 'OPTIONAL_MODEL_KEYS', 'TRAINER_PARAMS',
            'TRAINER_PARAM_KEYS', 'HISTORY_COUNTERS', 'HISTORY_ARRAYS', 'HISTORY_KEYS', 'LIGHTNING_CKPT_MARKERS',
-           'LIGHTNING_CKPT_KEYS', 'LIGHTNING_EXTRA_KEYS', 'is_lightning_checkpoint']
+           'LIGHTNING_CKPT_KEYS', 'LIGHTNING_EXTRA_KEYS', 'is_lightning_checkpoint', 'MAX_EPOCHS',
+           'MAX_HISTORY_LENGTH']
 
 # ---- trainer checkpoint
 CHECKPOINT_KEYS = ('model', 'optim', 'trainer_params')      # required, in the original's order
@@ -47,16 +49,21 @@ OPTIONAL_CHECKPOINT_KEYS = ('rng_state', 'resume')          # ours; the original
 MODEL_KEYS = ('model_state_dict', 'model_name', 'model_import_path', 'module_name', 'module_import_path')
 OPTIONAL_MODEL_KEYS = ('model_args',)                       # only when the model has get_model_args()
 
+# ---- sizes a file may choose (docs/formats.md, "Bounds"). Far beyond any run the original wrote (its
+# fixture: 3 epochs, 30 values), small enough that no file can make a load or the next save take gigabytes.
+MAX_EPOCHS = 1_000_000               # num_epochs, cur_epoch
+MAX_HISTORY_LENGTH = 2 ** 24         # values in one *_history array (128 MiB of float64), and every *_iter counter
+
 # 'trainer_params': key -> check of its value, in the original's order
 TRAINER_PARAMS: dict[str, Check] = {
-    'num_epochs': positive_int,
+    'num_epochs': int_in(1, MAX_EPOCHS),
     'learning_rate': non_negative_number,
     'momentum': number,
     'weight_decay': non_negative_number,
     'loss_function': loss_name,
     'optim_function': optimizer_name,
-    'cur_epoch': non_negative_int,
-    'iter_per_epoch': non_negative_int,
+    'cur_epoch': int_in(0, MAX_EPOCHS),
+    'iter_per_epoch': int_in(0, MAX_HISTORY_LENGTH),
     'save_every': int_at_least(-1),
     'print_every': positive_int,
     'batch_size': positive_int,

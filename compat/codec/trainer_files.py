@@ -24,7 +24,7 @@ from compat.codec.checkpoint import (
 )
 from compat.codec.history_file import HistoryFileError, checked_history_values, read_history
 from compat.codec.model_import import build_wrapper
-from compat.codec.optimizer_state import checked_optimizer_state
+from compat.codec.optimizer_state import checked_optimizer_state, foreign_optimizer_state, optimizer_state_for
 from compat.codec.resume import (
     ResumePoint,
     align_with_resume_point,
@@ -42,7 +42,7 @@ from compat.state.protocol import LernomaticTrainer
 from compat.text import short_repr
 
 __all__ = ['LoadedCheckpoint', 'save_trainer_checkpoint', 'read_trainer_checkpoint', 'read_model_only',
-           'apply_history_file', 'unchanged_on_error']
+           'load_optimizer_state', 'apply_history_file', 'unchanged_on_error']
 
 log = get_logger('files')
 
@@ -100,6 +100,19 @@ def read_trainer_checkpoint(trainer: LernomaticTrainer, fname: str, wrapper_base
         # (`optimizer_state_for`): a zoo trainer's own `_init_optimizer` may build SGD whatever optim_function says
         checked_optimizer_state(data['optim'], None, None, fname)
     return LoadedCheckpoint(data, model, point)
+
+
+def load_optimizer_state(optimizer: Any, state: Any, fname: str) -> None:
+    """A checkpoint's optimizer state into the optimizer the trainer built, checked against it.
+
+    Another torch optimizer's state (a zoo trainer's SGD in a Trainer(None) that builds Adam) is
+    not loaded: the optimizer starts afresh and the log says so, where the original's first step failed.
+    """
+    foreign = foreign_optimizer_state(optimizer, state, fname)
+    if foreign:
+        log.warning('%s', foreign)
+    else:
+        optimizer.load_state_dict(optimizer_state_for(optimizer, state, fname))
 
 
 def read_model_only(trainer: LernomaticTrainer, fname: str, wrapper_base: type, trusted: bool = False,

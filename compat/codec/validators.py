@@ -14,7 +14,8 @@ from typing import Any
 
 from compat.optim import criterion_class, optimizer_class
 
-__all__ = ['Check', 'positive_int', 'non_negative_int', 'int_at_least', 'number', 'non_negative_number', 'fraction',
+__all__ = ['Check', 'positive_int', 'non_negative_int', 'int_at_least', 'int_in', 'number', 'non_negative_number',
+           'fraction',
            'flag', 'optional_flag', 'loss_name', 'optimizer_name']
 
 Check = Callable[[Any], 'str | None']
@@ -30,6 +31,13 @@ def positive_int(value: Any) -> str | None:
 
 def non_negative_int(value: Any) -> str | None:
     return None if _is_int(value) and value >= 0 else 'must be an integer >= 0'
+
+
+def int_in(minimum: int, maximum: int) -> Check:
+    def check(value: Any) -> str | None:
+        return None if _is_int(value) and minimum <= value <= maximum else \
+            f'must be an integer from {minimum} to {maximum:,}'
+    return check
 
 
 def int_at_least(minimum: int) -> Check:

@@ -18,8 +18,9 @@ from compat.codec.safe_load import safe_load
 from compat.codec.schema import is_lightning_checkpoint
 from compat.codec.trust import loading
 from compat.devices import torch_device
-from compat.errors import ConfigError
+from compat.errors import CheckpointError, ConfigError
 from compat.kwargs import report_unknown_kwargs
+from compat.text import short_repr
 from lernomatic.models.common import LernomaticModel
 
 __all__ = ['Inferrer', 'INFERRER_OPTIONS']
@@ -87,8 +88,16 @@ class Inferrer:
                 (docs/reliability.md).
         """
         with loading(fname, trusted, trusted_modules):
-            data = safe_load(fname, trusted=trusted)
-            if is_lightning_checkpoint(data):
-                data, model_key = lernomatic_from_lightning(data, {}, fname), 'model'
-            self.model = build_wrapper(read_model_params(data, fname, model_key), LernomaticModel, f'[{model_key!r}]')
+            try:
+                data = safe_load(fname, trusted=trusted)
+                if is_lightning_checkpoint(data):
+                    data, model_key = lernomatic_from_lightning(data, {}, fname), 'model'
+                model = build_wrapper(read_model_params(data, fname, model_key), LernomaticModel, f'[{model_key!r}]')
+            except CheckpointError:
+                raise
+            except Exception as error:  # a file's odd shape surfaces as almost any type deeper down (a wrapper's own
+                # set_params, a Lightning loop state): one error type, as the trainer's loaders give
+                raise CheckpointError(f'{fname}: its contents do not build a model: {type(error).__name__}: '
+                                      f'{short_repr(str(error), 300)}') from error
+        self.model = model  # only once the whole rebuild succeeded
         self._send_to_device()

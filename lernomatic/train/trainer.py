@@ -15,12 +15,12 @@ import torch
 from compat.codec.checkpoint import (
     optimizer_state_to,
 )
-from compat.codec.history_file import write_history
-from compat.codec.optimizer_state import foreign_optimizer_state, optimizer_state_for
+from compat.codec.history_file import check_history_room, write_history
 from compat.codec.resume import ResumePoint, align_with_resume_point, resume_point_misfit
 from compat.codec.rng import restore_rng_state
 from compat.codec.trainer_files import (
     apply_history_file,
+    load_optimizer_state,
     read_model_only,
     read_trainer_checkpoint,
     save_trainer_checkpoint,
@@ -158,7 +158,10 @@ class Trainer(HistoryReads):
 
     def train(self) -> None:
         """Train from `cur_epoch` to `num_epochs`: per epoch train, validate, test, save history, check stops."""
-        if self.cur_epoch >= self.num_epochs:
+        if self.cur_epoch >= self.num_epochs:  # the original trained nothing here too, but silently
+            log.warning('%r: nothing to train: cur_epoch is %d and num_epochs %d (a finished run was loaded?); '
+                        'call set_num_epochs(n) with n > %d to train further', self, self.cur_epoch,
+                        self.num_epochs, self.cur_epoch)
             return
         self._check_ready_to_train()
         if self.save_every == -1:
@@ -357,17 +360,13 @@ class Trainer(HistoryReads):
             loaded = read_trainer_checkpoint(self, fname, LernomaticModel, trusted, trusted_modules)
             epochs_before = self.num_epochs
             self.set_trainer_params(loaded.data['trainer_params'])
+            check_history_room(self, fname)  # with this trainer's loaders, before any history grows
             if self.num_epochs > epochs_before:  # the file's run is longer: room for its epochs' values
                 resize_histories(self, epochs_before, self.num_epochs, self._init_history)
             check_loaders_have_batches(self)
             self.model = loaded.model
             self._init_optimizer()
-            optimizer = self._require_optimizer()
-            foreign = foreign_optimizer_state(optimizer, loaded.data['optim'], fname)
-            if foreign:
-                log.warning('%s', foreign)
-            else:
-                optimizer.load_state_dict(optimizer_state_for(optimizer, loaded.data['optim'], fname))
+            load_optimizer_state(self._require_optimizer(), loaded.data['optim'], fname)
             self._send_to_device()
             optimizer_state_to(self._require_optimizer(), self.device)
             if restore_rng and loaded.point.rng_state is not None:
