@@ -233,10 +233,18 @@ def vet_model_names(params: Mapping[str, Any], wrapper: Any, wrapper_base: type,
     call it with `model_args`: whatever the file names would run. So the network class must pass
     `model_classes` first, and any other `<x>_import_path`/`<x>_name` pair the file holds must name an
     `nn.Module` class under the trust policy; an `<x>_import_path` without its name is refused.
+
+    Returns:
+        The metadata as such a `set_params` may use it: each import path the module that was checked (a
+        `.py` suffix dropped: `import_module('pkg.nets.py')` would import a submodule `py` nobody checked),
+        and the state dict of plain tensors with only module versions as metadata (its own
+        `load_state_dict` would otherwise take an `assign_to_params_buffers` there and make the file's
+        tensor objects, of any dtype, the network's parameters).
     """
     policy = current_policy()
     meta = check_model_params(params, field, policy)
     model_classes(meta, wrapper_base, field, wrapper)
+    vetted = dict(meta)
     for key in meta:
         if not isinstance(key, str) or not key.endswith('import_path') or key in ('model_import_path',
                                                                                   'module_import_path'):
@@ -246,7 +254,11 @@ def vet_model_names(params: Mapping[str, Any], wrapper: Any, wrapper_base: type,
             raise _error(policy, f'{field}[{key!r}]', f'names a module without a class ({name_key!r} is missing): '
                          'a model file names the classes that rebuild it, nothing else')
         resolve_class(meta[key], f'{field}[{key!r}]', meta[name_key], f'{field}[{name_key!r}]', torch.nn.Module, policy)
-    return meta
+    for key in meta:
+        if isinstance(key, str) and key.endswith('import_path'):
+            vetted[key] = module_name(meta[key], f'{field}[{key!r}]', policy)
+    vetted['model_state_dict'] = _plain_state_dict(meta['model_state_dict'], f'{policy.source}: {field}')
+    return ModelMetadata(vetted)
 
 
 def build_wrapper(params: Mapping[str, Any], wrapper_base: type, field: str = "['model']") -> Any:
@@ -267,6 +279,21 @@ def load_state_dict_checked(net: torch.nn.Module, state_dict: Mapping[str, Any],
     must not become a live parameter), and of a state dict's `_metadata` only the module versions
     are passed on (an `assign_to_params_buffers` there would switch to assigning).
     """
+    plain = _plain_state_dict(state_dict, where)
+    own_tensors = net.state_dict()
+    own = {key: tuple(value.shape) for key, value in own_tensors.items()}
+    mismatch = _shape_mismatch(own, plain)
+    if mismatch:
+        raise CheckpointError(f'{where}: state dict does not fit {type(net).__name__}: {mismatch}')
+    for key, value in plain.items():
+        if value.is_complex() and not own_tensors[key].is_complex():  # copying would drop the imaginary part
+            raise CheckpointError(f'{where}: state dict entry {short_repr(key, 60)} is {value.dtype}, '
+                                  f'{type(net).__name__} keeps {own_tensors[key].dtype} there')
+    net.load_state_dict(plain)
+
+
+def _plain_state_dict(state_dict: Mapping[str, Any], where: str) -> OrderedDict[str, torch.Tensor]:
+    """The state dict's dense tensors, detached, with the module versions of its `_metadata` and nothing else."""
     if len(state_dict) > MAX_STATE_ENTRIES:
         raise CheckpointError(f'{where}: a state dict of {len(state_dict)} entries')
     bad = [short_repr(key, 60) for key, value in state_dict.items()
@@ -278,18 +305,9 @@ def load_state_dict_checked(net: torch.nn.Module, state_dict: Mapping[str, Any],
                 or type(value) not in (torch.Tensor, torch.nn.Parameter):
             raise CheckpointError(f'{where}: state dict entry {short_repr(key, 60)} is a {value.layout} {value.dtype} '
                                   f'{type(value).__name__} on {value.device}: only dense tensors are read')
-    own_tensors = net.state_dict()
-    own = {key: tuple(value.shape) for key, value in own_tensors.items()}
-    mismatch = _shape_mismatch(own, state_dict)
-    if mismatch:
-        raise CheckpointError(f'{where}: state dict does not fit {type(net).__name__}: {mismatch}')
-    for key, value in state_dict.items():
-        if value.is_complex() and not own_tensors[key].is_complex():  # copying would drop the imaginary part
-            raise CheckpointError(f'{where}: state dict entry {short_repr(key, 60)} is {value.dtype}, '
-                                  f'{type(net).__name__} keeps {own_tensors[key].dtype} there')
     plain: OrderedDict[str, torch.Tensor] = OrderedDict((key, value.detach()) for key, value in state_dict.items())
     plain._metadata = _versions_only(getattr(state_dict, '_metadata', None))  # type: ignore[attr-defined]
-    net.load_state_dict(plain)
+    return plain
 
 
 def _versions_only(metadata: Any) -> dict[str, dict[str, int]]:
