@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from torch.utils.data import Dataset
 
 from compat.codec.checkpoint import read_checkpoint
 from compat.errors import UnsavableStateError
+from compat.loop.lightning_trainer import BoundedTensorBoardLogger, lightning_logger
 from lernomatic.train.trainer import Trainer
 
 SCRIPT = Path(__file__).resolve().parent / 'interrupt' / 'old_script.py'
@@ -119,7 +121,8 @@ class FailsOnce(Dataset):
         return self.base[index]
 
 
-def _loader_error_trainer(folder: Path, dataset: Dataset, extra_nets: Any, fixture_data: Any, **options: Any) -> Trainer:
+def _loader_error_trainer(folder: Path, dataset: Dataset, extra_nets: Any, fixture_data: Any,
+                          **options: Any) -> Trainer:
     return Trainer(extra_nets.DropoutMLPModel(), train_dataset=dataset, val_dataset=fixture_data.make(60, 12),
                    batch_size=20, num_epochs=4, shuffle=True, learning_rate=3e-3, verbose=False, logger=False,
                    checkpoint_dir=str(folder), save_every=0, data_on_device=False, num_workers=0,
@@ -156,7 +159,7 @@ def test_loader_error_leaves_a_checkpoint_that_resumes(tmp_path: Path, extra_net
     resumed.train()  # before: IndexError two epochs on (the epoch restarted with its counters mid-epoch)
     assert resumed.loss_iter == len(resumed.loss_history) == 40 and resumed.acc_iter == 4
     assert all(torch.equal(a, b) for a, b in zip(whole.get_model_params().values(),
-                                                  resumed.get_model_params().values()))
+                                                  resumed.get_model_params().values(), strict=True))
     for name in ('loss_history', 'val_loss_history', 'acc_history'):
         assert np.array_equal(getattr(whole, name), getattr(resumed, name)), name
 
@@ -198,3 +201,34 @@ def test_save_refused_after_a_step_no_counter_records(tmp_path: Path, extra_nets
         trainer.save_checkpoint(str(target))
     assert not target.exists()
     assert (trainer.cur_epoch, trainer.loss_iter) == (1, 12)  # back at the last finished step
+
+
+class HungWriter:
+    """An event writer whose close never returns until released (as TensorBoard's did after a badly timed Ctrl-C)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.release.wait()
+
+
+def test_tensorboard_close_is_bounded_and_the_logger_replaced(tmp_path: Path, make_trainer: Any) -> None:
+    trainer = make_trainer(logger=True, checkpoint_dir=str(tmp_path))
+    logger = lightning_logger(trainer)
+    assert isinstance(logger, BoundedTensorBoardLogger)
+    logger.close_timeout_s = 0.2
+    hung = HungWriter()
+    logger._experiment = hung  # the writer Lightning's finalize flushes and closes
+    closing = threading.Thread(target=logger.finalize, args=('failed',), daemon=True)
+    closing.start()
+    closing.join(GUARD_S)  # a guard: the bound is 0.2 s
+    try:
+        assert not closing.is_alive(), 'finalize waited for the hung writer'
+        assert logger.given_up
+        assert lightning_logger(trainer) is not logger  # the next train() writes through a new one
+    finally:
+        hung.release.set()

@@ -47,7 +47,7 @@ def mark_good_step(legacy: LernomaticTrainer, pending: ResumePoint | None = None
 
 
 def hold_at(legacy: LernomaticTrainer, point: ResumePoint) -> None:
-    """Make `point` where the trainer stands: its position (what a checkpoint records) and the next `train()`'s start."""
+    """Make `point` where the trainer stands: its position (what a checkpoint records), the next `train()`'s start."""
     position = legacy._run_state.position
     position.phase, position.epoch, position.batches_done = point.phase, point.epoch, point.batches_done
     position.epoch_rng_state = point.epoch_rng_state
