@@ -14,6 +14,10 @@ class ConfigError(TypeError, ValueError):
     """A bad trainer option, caught before any work starts: the message names the option."""
 
 
+class UnsavableStateError(RuntimeError):
+    """A checkpoint that would not resume as the run: a run stopped inside a step, after its optimizer stepped."""
+
+
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite: the message names the epoch and iteration."""
 

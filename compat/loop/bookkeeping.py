@@ -22,6 +22,8 @@ import torchmetrics
 from compat.distributed import is_rank_zero
 from compat.errors import NonFiniteLossError
 from compat.logs import epoch_label, get_logger, say
+from compat.loop.good_step import mark_good_step
+from compat.loop.interruption import end_process_on_ctrl_c
 from compat.loop.lightning_trainer import lightning_logger
 from compat.state.device_buffer import flush_histories, poll_history, push_history, stage_history
 from compat.state.histories import declared_histories
@@ -160,6 +162,7 @@ def end_of_epoch(legacy: LernomaticTrainer) -> bool:
     if legacy.save_hist:
         announce_save(legacy, 'history', history_path(legacy))
         legacy.save_history(history_path(legacy))
+    mark_good_step(legacy)
     return stop
 
 
@@ -320,6 +323,14 @@ class LernomaticBookkeeping(lightning.Callback):
                 self._finish_validation(mean_loss, accuracy)
             else:
                 self._finish_test(mean_loss, accuracy)
+        if self.legacy._run_state.position.phase == 'validated':  # a run's epoch: trained and validated
+            mark_good_step(self.legacy)
+
+    def on_exception(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule,
+                     exception: BaseException) -> None:
+        """Lightning's clean-up after Ctrl-C ignores SIGINT; here a Ctrl-C during it ends the process instead."""
+        if isinstance(exception, KeyboardInterrupt):
+            end_process_on_ctrl_c()
 
     def _finish_validation(self, mean_loss: float, accuracy: float) -> None:
         legacy = self.legacy

@@ -31,11 +31,13 @@ from compat.lightning_internals import (
     run_validation_now,
     step_counters,
 )
-from compat.logs import get_logger, say
+from compat.logs import epoch_label, get_logger, say
 from compat.loop.captured_step import CapturedStep, captured_step_blockers
 from compat.loop.ddp import DataParallelHeld, share_generators
 from compat.loop.device_data import DeviceTensorLoader, device_data_refusal
+from compat.loop.good_step import mark_good_step
 from compat.loop.hand_written import EpochRunner, FedLoader, UntilReturned
+from compat.loop.interruption import CtrlC
 from compat.loop.routed_optimizer import RoutedOptimizer, unwrap_optimizer
 from compat.loop.steps import lean_step_blockers, scales_loss
 from compat.state.protocol import LernomaticTrainer
@@ -109,6 +111,16 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         self._epoch_rng_state: dict[str, Any] | None = None  # the generators before this epoch's data iterator
         self.data_parallel: DataParallelHeld | None = None  # set by the strategy under DDP (compat.loop.ddp)
         self._rng_before_setup: dict[str, Any] | None = capture_rng_state()  # as the user's code left them
+        self.ctrl_c: CtrlC | None = None  # set by the session while its Ctrl-C handling is in place
+
+    @property
+    def pending_resume(self) -> ResumePoint | None:
+        """The loaded checkpoint's resume point, until the first epoch takes it up."""
+        return self._resume
+
+    def setup(self, stage: str) -> None:
+        if self.ctrl_c is not None and self.trainer.world_size == 1:
+            self.ctrl_c.deferrable = True  # one process: the next step boundary comes for all of it
 
     def choose_step(self, trainer: lightning.Trainer, cuda_graph: bool = False) -> None:
         """Before fit: how the default loop steps on `trainer`: automatic, lean or captured."""
@@ -214,6 +226,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
             return None
         data, target = batch
         if self._captured is not None:
+            self.legacy._run_state.stepped = True
             return self._captured(data, target)
         loss = self.legacy.criterion(self(data), target)
         if self.step_mode == 'lean':
@@ -299,8 +312,23 @@ class EpochBridge(FastHookName, lightning.LightningModule):
         return None
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """The step is finished (Lightning calls the module's hook after every callback's): a good step, a boundary."""
         if 'train' in self.runners and batch_idx + 1 >= self.trainer.num_training_batches:
             self.runners['train'].finish()  # run the code after the user's loop before validation starts
+        if self._skip:
+            return  # replaying a resumed epoch's start: the last good step is still the loaded one
+        mark_good_step(self.legacy)
+        if self.ctrl_c is not None:
+            self.ctrl_c.at_boundary(f'after batch {batch_idx + 1} of '
+                                    f'{epoch_label(self.legacy.cur_epoch, self.legacy.num_epochs)}')
+
+    def on_validation_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if self.ctrl_c is not None:  # mid-validation: the run goes back to the end of the epoch's training
+            self.ctrl_c.at_boundary(f'during the evaluation of '
+                                    f'{epoch_label(self.legacy.cur_epoch, self.legacy.num_epochs)}')
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        self.legacy._run_state.stepped = True  # automatic optimisation: the weights move past the last good step
 
     def close_training_epoch(self) -> None:
         """Finish the user's training loop and, after an early break, the validation Lightning skipped."""
@@ -372,6 +400,7 @@ class EpochBridge(FastHookName, lightning.LightningModule):
                       through: Any = None) -> Any:
         """Step `optimizer` (itself, or `through` Lightning's strategy), counted in Lightning's `global_step`."""
         before, after = self._steppers.get(id(optimizer), (_nothing, _nothing))
+        self.legacy._run_state.stepped = True
         before()
         kwargs = kwargs or {}
         try:

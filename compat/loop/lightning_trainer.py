@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +23,7 @@ from compat.logs import (
     MESSAGES,
     BarSafeStream,
     epoch_label,
+    get_logger,
     quiet_loggers,
     show_warning_above_bar,
     verbosity,
@@ -29,7 +31,9 @@ from compat.logs import (
 from compat.state.protocol import LernomaticTrainer
 
 __all__ = ['lightning_devices', 'build_lightning_trainer', 'check_placement', 'quiet_lightning', 'lightning_logger',
-           'EpochBar', 'bar_can_draw']
+           'EpochBar', 'bar_can_draw', 'BoundedTensorBoardLogger']
+
+log = get_logger('train')
 
 _LIGHTNING_LOGGERS = ('lightning.pytorch', 'lightning.fabric', 'lightning')
 
@@ -46,13 +50,39 @@ _INTERNAL_DEPRECATIONS = (
 )
 
 
+class BoundedTensorBoardLogger(TensorBoardLogger):
+    """Lightning's TensorBoard logger whose closing cannot hang the run's end.
+
+    Closing flushes the event writer's queue and joins its thread; a run stopped at the wrong moment
+    can leave that join waiting for good (seen after Ctrl-C). Here the close runs in a helper thread
+    and is given up after `close_timeout_s` seconds, with a warning: the run's last scalars may be
+    missing from the event file, nothing else is lost. A logger given up on is not used again.
+    """
+
+    close_timeout_s = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.given_up = False
+
+    def finalize(self, status: str) -> None:
+        closing = threading.Thread(target=super().finalize, args=(status,), name='tensorboard-close', daemon=True)
+        closing.start()
+        closing.join(self.close_timeout_s)
+        if closing.is_alive():
+            self.given_up = True
+            log.warning('the TensorBoard event file in %s did not close within %.0f s: left behind (its last '
+                        'scalars may be missing)', self.log_dir, self.close_timeout_s)
+
+
 def lightning_logger(legacy: LernomaticTrainer) -> Any:
-    """The trainer's Lightning logger, made once so every `train()` call of a run writes one event folder."""
+    """The trainer's Lightning logger, made once so every `train()` call of a run writes one event folder
+    (a new one after a close that was given up on)."""
     if legacy.logger is not True:
         return legacy.logger or None
     state = legacy._run_state
-    if state.logger is None:
-        state.logger = TensorBoardLogger(save_dir=os.fspath(legacy.checkpoint_dir), name=legacy.checkpoint_name,
+    if state.logger is None or getattr(state.logger, 'given_up', False):
+        state.logger = BoundedTensorBoardLogger(save_dir=os.fspath(legacy.checkpoint_dir), name=legacy.checkpoint_name,
                                          default_hp_metric=False)
     return state.logger
 

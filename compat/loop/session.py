@@ -17,13 +17,18 @@ from compat.codec.checkpoint import optimizer_state_to
 from compat.codec.resume import ResumePoint
 from compat.codec.rng import restore_rng_state
 from compat.lightning_internals import start_fit_at_epoch
+from compat.logs import get_logger
 from compat.loop.bookkeeping import LernomaticBookkeeping, end_of_epoch
 from compat.loop.bridge import EpochBridge, held_optimizers
 from compat.loop.ddp import strategy_for_hand_written_loops
+from compat.loop.good_step import back_to_good_step, mark_good_step
+from compat.loop.interruption import ending_process_on_ctrl_c, taking_ctrl_c
 from compat.loop.lightning_trainer import build_lightning_trainer, quiet_lightning
 from compat.state.protocol import LernomaticTrainer
 
 __all__ = ['fit_epochs', 'run_train_epoch', 'run_eval_epoch', 'backward']
+
+log = get_logger('train')
 
 
 def _eval_stages(legacy: LernomaticTrainer) -> list[str]:
@@ -31,26 +36,43 @@ def _eval_stages(legacy: LernomaticTrainer) -> list[str]:
 
 
 @contextlib.contextmanager
-def _session(legacy: LernomaticTrainer, bridge: EpochBridge, verbose: int) -> Iterator[None]:
+def _session(legacy: LernomaticTrainer, bridge: EpochBridge, verbose: int, run: bool = False) -> Iterator[None]:
     """Install the bridge for one run; afterwards restore the trainer's own objects on its device.
 
     Lightning's teardown moves modules and optimizer state to the CPU; old code goes on using
-    them on `trainer.device` after `train()` returns, so they are put back.
+    them on `trainer.device` after `train()` returns, so they are put back. Ctrl-C is taken at a
+    step boundary and comes out as `KeyboardInterrupt` (`compat.loop.interruption`). A `run`
+    (`train()`) that stops by an exception goes back to its last finished step
+    (`compat.loop.good_step`); the clean-up after an exception cannot be held by Ctrl-C.
     """
     state = legacy._run_state
     state.bridge = bridge
+    if run:
+        mark_good_step(legacy, pending=bridge.pending_resume)
     bridge.install()
     try:
-        with quiet_lightning(verbose):
+        with quiet_lightning(verbose), taking_ctrl_c() as ctrl_c:
+            bridge.ctrl_c = ctrl_c
             yield
-    finally:
-        bridge.uninstall()
-        state.bridge = None
-        state.position.phase, state.position.batches_done = 'idle', 0
-        bridge.to(legacy.device)
-        legacy._send_to_device()
-        for optimizer in held_optimizers(legacy).values():
-            optimizer_state_to(optimizer, legacy.device)
+    except BaseException as error:
+        with ending_process_on_ctrl_c():
+            _give_back(legacy, bridge)
+            if run:
+                back_to_good_step(legacy, error)
+        raise
+    _give_back(legacy, bridge)
+
+
+def _give_back(legacy: LernomaticTrainer, bridge: EpochBridge) -> None:
+    """The trainer's own loaders and optimizers, on its device; the position between runs unless a run left one."""
+    bridge.uninstall()
+    state = legacy._run_state
+    state.bridge = None
+    state.position.phase, state.position.batches_done = 'idle', 0
+    bridge.to(legacy.device)
+    legacy._send_to_device()
+    for optimizer in held_optimizers(legacy).values():
+        optimizer_state_to(optimizer, legacy.device)
 
 
 def _finish_validated_epoch(legacy: LernomaticTrainer, point: ResumePoint | None) -> tuple[ResumePoint | None, bool]:
@@ -81,7 +103,11 @@ def fit_epochs(legacy: LernomaticTrainer, hand_written: frozenset[str] = frozens
     strategy = legacy.strategy
     if 'train' in hand_written:
         strategy = strategy_for_hand_written_loops(strategy, legacy.num_nodes)
-    with _session(legacy, bridge, legacy.verbose):
+    if legacy._run_state.torn is not None:
+        log.warning('train() continues a run that stopped inside a step, with the weights as they are (they hold '
+                    "that step's update, which no counter records)")
+        legacy._run_state.torn = None
+    with _session(legacy, bridge, legacy.verbose, run=True):
         bookkeeping = LernomaticBookkeeping(legacy, stages, hand_written)
         trainer = build_lightning_trainer(legacy, legacy.num_epochs, [bookkeeping],
                                           limit_val_batches=None if stages else 0, strategy=strategy,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ['RunState', 'RunPosition', 'ResumePoint', 'PHASES']
+__all__ = ['RunState', 'RunPosition', 'ResumePoint', 'GoodStep', 'PHASES']
 
 # 'idle': not inside an epoch; 'train': inside the training batches of `epoch`; 'validated': the
 # epoch's training and validation are done, its end (history, stop rules, cur_epoch += 1) is not.
@@ -39,6 +39,25 @@ class ResumePoint:
     rng_state: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class GoodStep:
+    """The run as it stood after its last finished step: what a run that stops by an exception goes back to.
+
+    Attributes:
+        position: the position then (a copy).
+        counters: the history counters then, by name.
+        cur_epoch: the trainer's `cur_epoch` then.
+        best_acc: the trainer's `best_acc` then.
+        pending: a loaded checkpoint's resume point the run had not yet caught up with (None once it had).
+    """
+
+    position: RunPosition
+    counters: dict[str, int]
+    cur_epoch: int
+    best_acc: float
+    pending: ResumePoint | None = None
+
+
 @dataclass
 class RunState:
     """Run bookkeeping that lives as long as the trainer.
@@ -52,6 +71,9 @@ class RunState:
         pending_history: device values waiting to be written into each history array (`device_buffer`).
         capturable_before: while `cuda_graph=True` runs, each param group's own `capturable` setting.
         said: the once-a-trainer messages already given.
+        last_good: the run after its last finished step (`compat.loop.good_step`).
+        stepped: an optimizer has stepped since `last_good`: the weights are ahead of every record.
+        torn: why a checkpoint cannot be saved now (a run stopped inside a step), None when it can.
     """
 
     position: RunPosition = field(default_factory=RunPosition)
@@ -62,3 +84,6 @@ class RunState:
     pending_history: dict[str, Any] = field(default_factory=dict)
     capturable_before: list[bool] | None = None
     said: set[str] = field(default_factory=set)
+    last_good: GoodStep | None = None
+    stepped: bool = False
+    torn: str | None = None

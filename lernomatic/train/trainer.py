@@ -28,11 +28,12 @@ from compat.codec.trainer_files import (
 )
 from compat.devices import torch_device
 from compat.distributed import is_rank_zero
-from compat.errors import ConfigError
+from compat.errors import ConfigError, UnsavableStateError
 from compat.logs import get_logger
 from compat.loop import session
 from compat.loop.bookkeeping import before_checkpoint, latest_accuracy
 from compat.loop.bridge import STAGE_METHODS
+from compat.loop.good_step import hold_at
 from compat.loop.preflight import check_first_batch, check_loaders_have_batches
 from compat.optim import build_criterion, build_optimizer
 from compat.schedules import optimizer_momentum, schedule_value, set_optimizer_lr, set_optimizer_momentum
@@ -44,7 +45,7 @@ from compat.state.histories import (
     install_history_attributes,
     resize_histories,
 )
-from compat.state.run_state import RunState
+from compat.state.run_state import RunPosition, RunState
 from lernomatic.models.common import LernomaticModel
 from lernomatic.train.history_reads import HistoryReads
 from lernomatic.train.options import TRAINER_PARAM_KEYS, check_model_argument, check_option, resolve_options
@@ -329,12 +330,15 @@ class Trainer(HistoryReads):
         Two keys follow the original's three, which its readers ignore: 'rng_state' (the random
         generators) and 'resume' (where in the run it was written), for an exact resume. During a
         run the history file is written first (when `save_hist`), so it is never older than the
-        newest checkpoint; the losses are checked for NaN / Inf before anything is written.
+        newest checkpoint; the losses are checked for NaN / Inf before anything is written. After a run
+        stopped inside a step (its optimizer had stepped), saving is refused: `UnsavableStateError`.
         """
         if not is_rank_zero():
             return
         if self.model is None:
             raise ConfigError(f'{self!r} has no model to save')
+        if self._run_state.torn is not None:
+            raise UnsavableStateError(f'{fname}: not saved: {self._run_state.torn}')
         before_checkpoint(self)
         # announced by the run that decides to write it (compat.loop.bookkeeping), not here: a hand-written loop
         # that calls save_checkpoint says so itself, as the original's loops did
@@ -369,6 +373,8 @@ class Trainer(HistoryReads):
             load_optimizer_state(self._require_optimizer(), loaded.data['optim'], fname)
             self._send_to_device()
             optimizer_state_to(self._require_optimizer(), self.device)
+            state = self._run_state  # between runs, unless the file's position is taken up below
+            state.position, state.resume, state.torn = RunPosition(epoch=self.cur_epoch), None, None
             if restore_rng and loaded.point.rng_state is not None:
                 self._resume_from(loaded.point, loaded.point.rng_state, fname)
 
@@ -386,7 +392,7 @@ class Trainer(HistoryReads):
         # all generators or none: building the model above drew from the generator
         restore_rng_state(generators)
         align_with_resume_point(self, point)
-        self._run_state.resume = point
+        hold_at(self, point)  # a checkpoint saved before train() records this point too
 
     def load_model_checkpoint(self, fname: str, trusted: bool = False,
                               trusted_modules: list[str] | None = None) -> None:
