@@ -14,15 +14,18 @@ stepped past the mark, the weights are ahead of every record: saving a checkpoin
 from __future__ import annotations
 
 import copy
+from typing import Any
 
-from compat.codec.resume import ResumePoint
-from compat.codec.rng import capture_rng_state
-from compat.logs import epoch_label
+from compat.codec.resume import ResumePoint, align_with_resume_point, resume_point_misfit
+from compat.codec.rng import capture_rng_state, restore_rng_state
+from compat.logs import epoch_label, get_logger
 from compat.state.histories import declared_histories
 from compat.state.protocol import LernomaticTrainer
 from compat.state.run_state import GoodStep
 
-__all__ = ['mark_good_step', 'back_to_good_step', 'hold_at']
+__all__ = ['mark_good_step', 'back_to_good_step', 'hold_at', 'take_up_resume_point']
+
+log = get_logger('resume')
 
 
 def _counters(legacy: LernomaticTrainer, names: list[str] | None = None) -> dict[str, int]:
@@ -81,3 +84,17 @@ def back_to_good_step(legacy: LernomaticTrainer, error: BaseException) -> None:
                       f'Load the newest checkpoint the run wrote, or call train() to continue from batch '
                       f'{point.batches_done} and save after it')
     state.stepped = False
+
+
+def take_up_resume_point(legacy: LernomaticTrainer, point: ResumePoint, generators: dict[str, Any], fname: Any) -> None:
+    """After `load_checkpoint`: continue the saved run exactly, where this trainer can (same data, a run long
+    enough). Into a trainer with other data or a shorter run the checkpoint loads as the original loaded
+    every checkpoint: model, optimizer and settings, not the run's position; said once."""
+    misfit = resume_point_misfit(legacy, point)
+    if misfit is not None:
+        log.warning("%s: ['resume']%s: %s: loaded the model, optimizer and settings; the run's position and "
+                    'random generators are not restored', fname, *misfit)
+        return
+    restore_rng_state(generators)  # all generators or none: building the model drew from the generator
+    align_with_resume_point(legacy, point)
+    hold_at(legacy, point)  # a checkpoint saved before train() records this point too

@@ -16,8 +16,6 @@ from compat.codec.checkpoint import (
     optimizer_state_to,
 )
 from compat.codec.history_file import check_history_room, write_history
-from compat.codec.resume import ResumePoint, align_with_resume_point, resume_point_misfit
-from compat.codec.rng import restore_rng_state
 from compat.codec.trainer_files import (
     apply_history_file,
     load_optimizer_state,
@@ -33,7 +31,7 @@ from compat.logs import get_logger
 from compat.loop import session
 from compat.loop.bookkeeping import before_checkpoint, latest_accuracy
 from compat.loop.bridge import STAGE_METHODS
-from compat.loop.good_step import hold_at
+from compat.loop.good_step import take_up_resume_point
 from compat.loop.preflight import check_first_batch, check_loaders_have_batches
 from compat.optim import build_criterion, build_optimizer
 from compat.schedules import optimizer_momentum, schedule_value, set_optimizer_lr, set_optimizer_momentum
@@ -376,23 +374,7 @@ class Trainer(HistoryReads):
             state = self._run_state  # between runs, unless the file's position is taken up below
             state.position, state.resume, state.torn = RunPosition(epoch=self.cur_epoch), None, None
             if restore_rng and loaded.point.rng_state is not None:
-                self._resume_from(loaded.point, loaded.point.rng_state, fname)
-
-    def _resume_from(self, point: ResumePoint, generators: dict[str, Any], fname: str) -> None:
-        """Continue the saved run exactly, where this trainer can (same data, a run long enough).
-
-        A checkpoint loaded into a trainer with other data or a shorter run is loaded as the original
-        loaded every checkpoint: model, optimizer and settings, not the run's position; said once.
-        """
-        misfit = resume_point_misfit(self, point)
-        if misfit is not None:
-            log.warning("%s: ['resume']%s: %s: loaded the model, optimizer and settings; the run's position and "
-                        'random generators are not restored', fname, *misfit)
-            return
-        # all generators or none: building the model above drew from the generator
-        restore_rng_state(generators)
-        align_with_resume_point(self, point)
-        hold_at(self, point)  # a checkpoint saved before train() records this point too
+                take_up_resume_point(self, loaded.point, loaded.point.rng_state, fname)
 
     def load_model_checkpoint(self, fname: str, trusted: bool = False,
                               trusted_modules: list[str] | None = None) -> None:
