@@ -17,46 +17,7 @@ from pathlib import Path
 
 import pytest
 
-OLD_MODEL = '''
-import importlib
-
-import torch.nn as nn
-
-from lernomatic.models import common
-
-
-class OldNet(nn.Module):
-    def __init__(self, width=4):
-        super(OldNet, self).__init__()
-        self.fc = nn.Linear(4, width)
-
-    def forward(self, x):
-        return self.fc(x)
-
-
-class OldNetModel(common.LernomaticModel):
-    def __init__(self, **kwargs):
-        self.width = kwargs.pop('width', 4)
-        self.net = OldNet(self.width)
-        self.import_path = 'lernomatic.models.old_net'
-        self.model_name = 'OldNetModel'
-        self.module_name = 'OldNet'
-        self.module_import_path = 'lernomatic.models.old_net'
-
-    def get_model_args(self):
-        return {'width': self.width}
-
-    def set_params(self, params):
-        self.import_path = params['model_import_path']
-        self.model_name = params['model_name']
-        self.module_name = params['module_name']
-        self.module_import_path = params['module_import_path']
-        # Import the actual network module, as the original's own models do
-        imp = importlib.import_module(self.module_import_path)
-        mod = getattr(imp, self.module_name)
-        self.net = mod(**params['model_args'])
-        self.net.load_state_dict(params['model_state_dict'])
-'''
+OLD_MODEL = (Path(__file__).parent / 'data' / 'old_net_model.py').read_text()
 
 # Writes a genuine checkpoint of the old model, then hostile variants; loads each through every loader.
 SCRIPT = '''
