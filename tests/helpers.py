@@ -94,3 +94,19 @@ def assert_same_numbers(trainer: Any, reference_run: dict, expected: dict) -> No
         assert actual[name].tolist() == reference_run[name], name
         count = min(len(expected[name]), len(actual[name]))
         np.testing.assert_allclose(actual[name][:count], expected[name][:count], rtol=FIXTURE_RTOL, err_msg=name)
+
+
+class CountedReads(torch.utils.data.Dataset):
+    """A dataset counting every sample read from it: zero reads means no work was done (item by item, not a
+    TensorDataset, so nothing is gathered on the device behind its back)."""
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+        self.reads = 0
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> Any:
+        self.reads += 1
+        return self.base[index]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import TEST_DEVICE
-from helpers import assert_same_numbers, state_dicts_equal
+from helpers import CountedReads, assert_same_numbers, state_dicts_equal
 from legacy_trainers import DiscriminatorModel, GANTrainer, GeneratorModel, LegacyClassifierTrainer
 
 
@@ -185,21 +185,6 @@ def test_ddp_names_select_the_strategy_for_hand_written_loops():
     assert strategy_for_hand_written_loops('auto') == 'auto'
 
 
-class CountingDataset(torch.utils.data.Dataset):
-    """A dataset that counts the samples fetched from it (not a TensorDataset: fetched item by item)."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.fetched = 0
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    def __getitem__(self, index):
-        self.fetched += 1
-        return self.inner[index]
-
-
 class ValidatesElsewhere(LegacyClassifierTrainer):
     """An old val_epoch that never reads self.val_loader (it scores a held-out set its own way)."""
 
@@ -220,20 +205,20 @@ class ValidatesOneBatch(LegacyClassifierTrainer):
 def test_a_val_epoch_that_reads_little_costs_little(make_trainer, fixture_data, trainer_class, events):
     """Lightning stops fetching validation batches once the user's val_epoch has returned: at most the
     first batch and the one it prefetched, not the 10 of the loader."""
-    val_data = CountingDataset(fixture_data.make(200, 12))
+    val_data = CountedReads(fixture_data.make(200, 12))
     counter = BatchCounter()
     trainer = make_trainer(trainer_class, val_dataset=val_data, callbacks=[counter])
     trainer.train()
     assert trainer.events == ['train:start', 'train:end', *events] * 3
-    assert val_data.fetched <= 3 * 2 * 20, val_data.fetched
+    assert val_data.reads <= 3 * 2 * 20, val_data.reads
     assert counter.val_ends <= 3 * 2
 
 
 def test_a_val_epoch_that_reads_everything_still_gets_everything(make_trainer, fixture_data):
-    val_data = CountingDataset(fixture_data.make(200, 12))
+    val_data = CountedReads(fixture_data.make(200, 12))
     trainer = make_trainer(LegacyClassifierTrainer, val_dataset=val_data)
     trainer.train()
-    assert val_data.fetched == 3 * 200 and trainer.val_loss_iter == 30
+    assert val_data.reads == 3 * 200 and trainer.val_loss_iter == 30
 
 
 class SavesAndSaysSo(LegacyClassifierTrainer):

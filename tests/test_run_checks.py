@@ -7,7 +7,6 @@ import os
 
 import pytest
 import torch
-from torch.utils.data import Dataset
 
 from compat.errors import ConfigError
 from lernomatic.infer.inferrer import Inferrer
@@ -15,22 +14,7 @@ from lernomatic.train.options import CHECKPOINT_NAME_MAX_BYTES
 from lernomatic.train.trainer import Trainer
 
 from conftest import ON_CUDA, TEST_DEVICE_ID
-from helpers import state_dicts_equal
-
-
-class CountedReads(Dataset):
-    """The fixture data, counting every sample read: zero reads means no work was done."""
-
-    def __init__(self, base: Dataset) -> None:
-        self.base = base
-        self.reads = 0
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, index: int):
-        self.reads += 1
-        return self.base[index]
+from helpers import CountedReads, state_dicts_equal
 
 
 def refused_before_work(make_trainer, fixture_data, message: str, **options) -> None:
